@@ -1,0 +1,182 @@
+"""``iterate()`` and ``iterate_kwargs()``: parse-time checks, then one IterateOperator in the DAG."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, XComArg
+from airflow.sdk.bases.decorator import _TaskDecorator, get_unique_task_id
+
+from .._core import IterateUsageError, check_concurrency, short_repr
+from ._operator import IterateOperator
+from ._python import ITERATE_INDEX_KEY
+
+#: keyword-only options of iterate()/iterate_kwargs(); a function parameter of the same name
+#: would be ambiguous in iterate(), hence the parse-time check below
+OPTION_NAMES = frozenset({"concurrency"})
+
+# PythonOperator arguments a @task may carry that have no per-item meaning in iterate().
+_IGNORED_PYTHON_ARGS = frozenset({"show_return_value_in_logs", "multiple_outputs"})
+_REFUSED_PYTHON_ARGS = {
+    "templates_dict": "pass the values as arguments with .partial(...) instead",
+    "templates_exts": "pass the values as arguments with .partial(...) instead",
+    "op_args": "pass arguments by name with .partial(...) instead",
+}
+
+_BASE_OPERATOR_ARGS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
+
+
+def iterate(task: Any, /, *, concurrency: int | None = None, **iterables: Any) -> XComArg:
+    """Run ``task`` once per item inside ONE task instance; the same argument forms as ``.expand()``.
+
+    Each keyword argument is a list, tuple, dict (iterated as ``(key, value)`` pairs) or an
+    XComArg resolving to one; several arguments iterate over their cross product. Arguments fixed
+    for every item come from ``task.partial(...)``. Returns an XComArg whose value is the list of
+    per-item results in input order.
+
+    :param concurrency: how many items run at once (default 32 for ``async def`` functions, which
+        share one event loop, and 8 threads for sync functions)
+    """
+    decorated = _require_task(task, "iterate")
+    _refuse_option_clashes(decorated)
+    if not iterables:
+        raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
+    _validate_names(decorated, "iterate", iterables)
+    for name, value in iterables.items():
+        _require_iterable_argument("iterate", name, value)
+    return _build(decorated, iterables, "product", concurrency)
+
+
+def iterate_kwargs(task: Any, kwargs: Any, /, *, concurrency: int | None = None) -> XComArg:
+    """Like ``.expand_kwargs()``: ``kwargs`` is a list of dicts (or an XComArg of one), one per item."""
+    decorated = _require_task(task, "iterate_kwargs")
+    if isinstance(kwargs, XComArg):
+        pass
+    elif isinstance(kwargs, Mapping) or not isinstance(kwargs, Sequence) or isinstance(kwargs, str):
+        raise IterateUsageError(
+            f"iterate_kwargs() expects a list of dicts or an XComArg, got {type(kwargs).__name__} "
+            f"{short_repr(kwargs)}"
+        )
+    else:
+        for index, element in enumerate(kwargs):
+            if isinstance(element, XComArg):
+                continue
+            if not isinstance(element, Mapping):
+                raise IterateUsageError(
+                    f"iterate_kwargs() element {index} is {type(element).__name__} {short_repr(element)}; "
+                    "expected a dict of keyword arguments (or an XComArg resolving to one)"
+                )
+            _validate_names(decorated, "iterate_kwargs", dict(element))
+    return _build(decorated, kwargs, "kwargs", concurrency)
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _require_task(task: Any, func: str) -> _TaskDecorator[Any, Any, Any]:
+    if not isinstance(task, _TaskDecorator):
+        raise IterateUsageError(
+            f"{func}() takes a @task-decorated function (or its .partial(...)), got "
+            f"{type(task).__name__} {short_repr(task)}"
+        )
+    from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
+
+    if task.operator_class is not _PythonDecoratedOperator:
+        raise IterateUsageError(
+            f"{func}() runs plain @task functions in the worker's Python process; "
+            f"@{task.decorator_name} ({task.operator_class.__name__}) is not supported"
+        )
+    return task
+
+
+def _refuse_option_clashes(task: _TaskDecorator[Any, Any, Any]) -> None:
+    clashes = sorted(OPTION_NAMES.intersection(task.function_signature.parameters))
+    if clashes:
+        names = ", ".join(repr(c) for c in clashes)
+        raise IterateUsageError(
+            f"{task.function.__name__}() has parameter(s) {names} with the same name as iterate() "
+            f"options; use .iterate_kwargs([{{{clashes[0]!r}: ...}}, ...]) to pass per-item values, "
+            "and its keyword-only options for the run"
+        )
+
+
+def _validate_names(task: _TaskDecorator[Any, Any, Any], func: str, kwargs: dict[str, Any]) -> None:
+    if ITERATE_INDEX_KEY in kwargs:
+        raise IterateUsageError(f"cannot call {func}() on {ITERATE_INDEX_KEY!r}: it is set per item")
+    try:
+        task._validate_arg_names(func, kwargs)  # type: ignore[arg-type]  # same rules as expand()
+    except (TypeError, ValueError) as exc:
+        raise IterateUsageError(str(exc)) from exc
+    already = set(task.kwargs.get("op_kwargs", {})).intersection(kwargs)
+    if already:
+        raise IterateUsageError(
+            f"{func}() got argument(s) already given to .partial(): {', '.join(sorted(already))}"
+        )
+
+
+def _require_iterable_argument(func: str, name: str, value: Any) -> None:
+    if isinstance(value, XComArg):
+        return
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, (Sequence, Mapping)):
+        raise IterateUsageError(
+            f"{func}() got {type(value).__name__} {short_repr(value)} for keyword argument {name!r}; "
+            "expected a list, tuple or dict of items, or an XComArg (an upstream task's output)"
+        )
+
+
+# -- building the task ------------------------------------------------------------------------
+
+
+def _build(
+    task: _TaskDecorator[Any, Any, Any],
+    iterate_input: Any,
+    input_kind: str,
+    concurrency: int | None,
+) -> XComArg:
+    if concurrency is not None:
+        check_concurrency(concurrency)
+    task_kwargs = dict(task.kwargs)
+    static_kwargs = dict(task_kwargs.pop("op_kwargs", None) or {})
+    operator_kwargs: dict[str, Any] = {}
+    for key, value in task_kwargs.items():
+        if key in _IGNORED_PYTHON_ARGS:
+            continue
+        if key in _REFUSED_PYTHON_ARGS:
+            if value:
+                raise IterateUsageError(f"iterate() does not support {key}=...: {_REFUSED_PYTHON_ARGS[key]}")
+            continue
+        if key not in _BASE_OPERATOR_ARGS:
+            raise IterateUsageError(f"iterate() got an operator argument it does not know: {key!r}")
+        operator_kwargs[key] = value
+    operator_kwargs["task_id"] = get_unique_task_id(
+        operator_kwargs["task_id"], operator_kwargs.get("dag"), operator_kwargs.get("task_group")
+    )
+    operator = IterateOperator(
+        python_callable=task.function,
+        iterate_input=iterate_input,
+        input_kind=input_kind,  # type: ignore[arg-type]
+        static_kwargs=static_kwargs,
+        concurrency=concurrency,
+        operator_name="@task.iterate",
+        **operator_kwargs,
+    )
+    if task.function.__doc__ and not (operator.doc_md or operator.doc):
+        operator.doc_md = task.function.__doc__
+    return XComArg(operator)
+
+
+def install() -> None:
+    """Give every @task function ``.iterate()`` and ``.iterate_kwargs()`` methods (idempotent)."""
+
+    def iterate_method(self: Any, /, *, concurrency: int | None = None, **iterables: Any) -> XComArg:
+        return iterate(self, concurrency=concurrency, **iterables)
+
+    def iterate_kwargs_method(self: Any, kwargs: Any, /, *, concurrency: int | None = None) -> XComArg:
+        return iterate_kwargs(self, kwargs, concurrency=concurrency)
+
+    iterate_method.__doc__ = iterate.__doc__
+    iterate_kwargs_method.__doc__ = iterate_kwargs.__doc__
+    _TaskDecorator.iterate = iterate_method  # type: ignore[attr-defined]
+    _TaskDecorator.iterate_kwargs = iterate_kwargs_method  # type: ignore[attr-defined]

@@ -1,0 +1,78 @@
+"""Calling a @task function once per item, with the same argument rules as PythonOperator.
+
+PythonOperator merges its op_kwargs into the context and then passes the callable the keys its
+signature asks for (or everything, when it takes ``**kwargs``). Doing that per item with
+``inspect.signature`` would cost more than a no-op item itself, so the signature is read once and
+each item only builds a dict.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: key under which an item finds its position in the input, in its context and as a parameter
+ITERATE_INDEX_KEY = "iterate_index"
+
+
+def unwrap(function: Callable[..., Any]) -> Callable[..., Any]:
+    while isinstance(function, functools.partial):
+        function = function.func
+    try:
+        return inspect.unwrap(function)
+    except ValueError:  # a wrapper cycle: use what we have
+        return function
+
+
+def is_async_callable(function: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, partials of them, and objects with an async ``__call__``."""
+    target = unwrap(function)
+    if inspect.iscoroutinefunction(target):
+        return True
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - the class attribute, not callable()
+    return not inspect.isfunction(target) and call is not None and inspect.iscoroutinefunction(unwrap(call))
+
+
+class ItemInvoker:
+    """Builds the keyword arguments of one item and calls the function with them.
+
+    ``context`` is the task's context; every item gets its own shallow copy of it (with its
+    ``iterate_index``) when the function asks for context values, so items share no state.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        static_kwargs: Mapping[str, Any],
+        context: Mapping[str, Any],
+    ) -> None:
+        self.function = function
+        self._static = dict(static_kwargs)
+        self._context = context
+        parameters = inspect.signature(function).parameters
+        self._takes_everything = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        available = set(context) | {ITERATE_INDEX_KEY}
+        # Context values the function names explicitly; explicit arguments win over them.
+        self._context_names = [
+            name for name in parameters if name in available and name not in self._static
+        ]
+        self.is_async = is_async_callable(function)
+
+    def kwargs_for(self, index: int, item_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        if self._takes_everything:
+            merged = dict(self._context)
+            merged[ITERATE_INDEX_KEY] = index
+            merged.update(self._static)
+            merged.update(item_kwargs)
+            return merged
+        kwargs = {**self._static, **item_kwargs}
+        for name in self._context_names:
+            if name not in kwargs:
+                kwargs[name] = index if name == ITERATE_INDEX_KEY else self._context[name]
+        return kwargs
+
+    def __call__(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:
+        # Returns the coroutine for async functions: the runner awaits it on the shared loop.
+        return self.function(**self.kwargs_for(index, item_kwargs))

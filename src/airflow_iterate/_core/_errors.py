@@ -1,0 +1,87 @@
+"""Every exception this package raises on purpose.
+
+Exception tree::
+
+    IterateError                  base class: catch this to catch everything below
+    ├── IterateUsageError         wrong call to iterate()/iterate_kwargs() (also a TypeError);
+    │                             raised at DAG-parse time, before anything runs
+    ├── IterateInputError         an input resolved at run time is not something to iterate over
+    │                             (also a TypeError): None, an int, a dict where a list of dicts is
+    │                             expected, ...; raised before the first item starts
+    ├── ItemsFailedError          items raised; ``failures`` holds each one's index, input and
+    │                             exception; raised after in-flight items finished
+    └── IterateTimeoutError       the deadline passed; in-flight items were cancelled and their
+                                  cleanup ran; ``completed`` tells how many had finished
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ItemFailure",
+    "ItemsFailedError",
+    "IterateError",
+    "IterateInputError",
+    "IterateTimeoutError",
+    "IterateUsageError",
+]
+
+
+class IterateError(Exception):
+    """Base class of the errors raised by airflow-iterate."""
+
+
+class IterateUsageError(IterateError, TypeError):
+    """iterate()/iterate_kwargs() was called with arguments it cannot accept."""
+
+
+class IterateInputError(IterateError, TypeError):
+    """An input resolved at run time cannot be iterated over."""
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One item that raised: its position in the input, a short repr of its input, the exception."""
+
+    index: int
+    input_repr: str
+    exception: BaseException
+
+    def describe(self) -> str:
+        exc = self.exception
+        return f"item {self.index} (input {self.input_repr}): {type(exc).__name__}: {exc}"
+
+
+class ItemsFailedError(IterateError):
+    """Items raised exceptions; the run stopped starting new items and let in-flight ones finish."""
+
+    #: how many failures are spelled out in the message; all are in ``failures``
+    SHOWN = 3
+
+    def __init__(self, failures: Sequence[ItemFailure], *, completed: int, total: int | None) -> None:
+        self.failures = list(failures)
+        self.completed = completed
+        self.total = total
+        of_total = f" of {total}" if total is not None else ""
+        shown = "; ".join(f.describe() for f in self.failures[: self.SHOWN])
+        more = len(self.failures) - self.SHOWN
+        tail = f"; and {more} more" if more > 0 else ""
+        super().__init__(
+            f"{len(self.failures)} item(s){of_total} failed ({completed} succeeded before the run "
+            f"stopped): {shown}{tail}"
+        )
+
+
+class IterateTimeoutError(IterateError):
+    """The run's deadline passed: in-flight items were cancelled after their cleanup ran."""
+
+    def __init__(self, timeout: float, *, completed: int, cancelled: int) -> None:
+        self.timeout = timeout
+        self.completed = completed
+        self.cancelled = cancelled
+        super().__init__(
+            f"timed out after {timeout:g}s: {completed} item(s) completed, {cancelled} in-flight item(s) "
+            "cancelled; raise the timeout or the concurrency, or split the input"
+        )

@@ -1,0 +1,293 @@
+"""The Airflow-free engine: ordering, the concurrency bound, memory, errors, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import random
+import threading
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_iterate._core import (
+    ItemRunner,
+    ItemsFailedError,
+    IterateTimeoutError,
+    IterateUsageError,
+)
+
+# -- ordering ----------------------------------------------------------------------------------
+
+
+def test_async_results_are_in_input_order_when_items_finish_out_of_order() -> None:
+    rng = random.Random(7)
+    delays = [rng.random() / 200 for _ in range(300)]
+
+    async def call(index: int, item: int) -> int:
+        await asyncio.sleep(delays[index])  # simulated I/O with shuffled completion order
+        return item * 2
+
+    assert ItemRunner(call, concurrency=16, is_async=True).run(range(300)) == [i * 2 for i in range(300)]
+
+
+def test_sync_results_are_in_input_order_when_items_finish_out_of_order() -> None:
+    finish_order: list[int] = []
+    gate = threading.Barrier(4, timeout=10)
+
+    def call(index: int, item: str) -> str:
+        if index < 4:
+            gate.wait()  # the first four run together, then finish in reverse order
+            for _ in range(4 - index):
+                threading.Event().wait(0.001)
+        finish_order.append(index)
+        return item.upper()
+
+    items = [f"f{i}" for i in range(50)]
+    assert ItemRunner(call, concurrency=4, is_async=False).run(items) == [s.upper() for s in items]
+
+
+# -- the concurrency bound ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 32])
+def test_async_concurrency_bound_is_reached_and_never_exceeded(concurrency: int) -> None:
+    live = 0
+    peak = 0
+
+    async def call(index: int, item: int) -> None:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        live -= 1
+
+    runner: ItemRunner[int, None] = ItemRunner(call, concurrency=concurrency, is_async=True)
+    runner.run(range(500))
+    assert peak == concurrency
+    stats = runner.statistics()
+    assert stats.peak_in_flight == concurrency
+    assert (stats.started, stats.succeeded, stats.failed, stats.in_flight) == (500, 500, 0, 0)
+
+
+def test_thread_concurrency_bound_is_reached_and_never_exceeded() -> None:
+    concurrency = 6
+    lock = threading.Lock()
+    live = 0
+    peak = 0
+    everyone_in = threading.Barrier(concurrency, timeout=10)
+
+    def call(index: int, item: int) -> int:
+        nonlocal live, peak
+        with lock:
+            live += 1
+            peak = max(peak, live)
+        if index < concurrency:
+            everyone_in.wait()  # proves `concurrency` items really run at the same time
+        with lock:
+            live -= 1
+        return item
+
+    assert ItemRunner(call, concurrency=concurrency, is_async=False).run(range(200)) == list(range(200))
+    assert peak == concurrency
+
+
+# -- bounded in-flight work and memory --------------------------------------------------------
+
+
+def test_lazy_input_is_pulled_only_as_fast_as_items_complete() -> None:
+    concurrency = 8
+    pulled = 0
+    completed = 0
+    worst_gap = 0
+
+    def source() -> Iterator[int]:
+        nonlocal pulled, worst_gap
+        for i in range(20_000):
+            pulled += 1
+            worst_gap = max(worst_gap, pulled - completed)
+            yield i
+
+    async def call(index: int, item: int) -> None:
+        nonlocal completed
+        await asyncio.sleep(0)
+        completed += 1
+
+    ItemRunner(call, concurrency=concurrency, is_async=True).run(source())
+    assert completed == 20_000
+    assert worst_gap <= concurrency
+
+
+def test_memory_grows_with_results_not_with_pending_work() -> None:
+    n = 200_000
+
+    async def call(index: int, item: int) -> None:
+        return None
+
+    tracemalloc.start()
+    try:
+        ItemRunner(call, concurrency=32, is_async=True).run(iter(range(n)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The result list costs 8 bytes a slot (plus growth slack); one coroutine or future per item
+    # created up front would cost hundreds of bytes each (~100 MB here).
+    assert peak < n * 8 * 2 + 2_000_000, peak
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_failure_names_the_item_and_lets_in_flight_items_finish() -> None:
+    finished: set[int] = set()
+    release = asyncio.Event()
+
+    async def call(index: int, item: str) -> str:
+        if item == "bad.xml":
+            release.set()
+            raise FileNotFoundError("no such file: bad.xml")
+        if index < 3:
+            await release.wait()  # these are in flight when the failure happens
+        finished.add(index)
+        return item
+
+    items = ["a.xml", "b.xml", "c.xml", "bad.xml"] + [f"later{i}.xml" for i in range(100)]
+    runner: ItemRunner[str, str] = ItemRunner(call, concurrency=4, is_async=True)
+    with pytest.raises(ItemsFailedError) as info:
+        runner.run(items)
+    err = info.value
+    assert [f.index for f in err.failures] == [3]
+    assert "item 3" in str(err) and "'bad.xml'" in str(err) and "FileNotFoundError" in str(err)
+    assert isinstance(err.__cause__, FileNotFoundError)
+    assert {0, 1, 2} <= finished  # in-flight items completed
+    assert len(finished) < 50  # no flood of new items after the failure
+    assert err.completed == len(finished)
+
+
+def test_sync_failure_is_reported_with_index_and_repr() -> None:
+    def call(index: int, item: dict[str, int]) -> int:
+        return 10 // item["d"]
+
+    with pytest.raises(ItemsFailedError) as info:
+        ItemRunner(call, concurrency=2, is_async=False).run([{"d": 1}, {"d": 0}, {"d": 2}])
+    assert "item 1 (input {'d': 0})" in str(info.value)
+    assert isinstance(info.value.failures[0].exception, ZeroDivisionError)
+
+
+def test_huge_input_reprs_are_shortened_in_errors() -> None:
+    async def call(index: int, item: str) -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ItemsFailedError) as info:
+        ItemRunner(call, concurrency=1, is_async=True).run(["x" * 10_000])
+    assert len(str(info.value)) < 300
+
+
+def test_broken_input_stream_raises_its_error_after_in_flight_items_finish() -> None:
+    done: list[int] = []
+
+    def source() -> Iterator[int]:
+        yield 0
+        yield 1
+        raise OSError("stream broke")
+
+    async def call(index: int, item: int) -> int:
+        await asyncio.sleep(0)
+        done.append(item)
+        return item
+
+    with pytest.raises(OSError, match="stream broke"):
+        ItemRunner(call, concurrency=4, is_async=True).run(source())
+    assert sorted(done) == [0, 1]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "8", True, None])
+def test_bad_concurrency_is_refused(bad: object) -> None:
+    with pytest.raises(IterateUsageError, match="concurrency"):
+        ItemRunner(lambda i, x: x, concurrency=bad, is_async=False)  # type: ignore[arg-type]
+
+
+def test_a_runner_runs_once() -> None:
+    runner: ItemRunner[int, int] = ItemRunner(lambda i, x: x, concurrency=1, is_async=False)
+    assert runner.run([1]) == [1]
+    with pytest.raises(IterateUsageError, match="runs once"):
+        runner.run([1])
+
+
+# -- deadlines ---------------------------------------------------------------------------------
+
+
+def test_async_timeout_cancels_in_flight_items_and_runs_their_cleanup() -> None:
+    cleaned: list[int] = []
+
+    async def call(index: int, item: int) -> int:
+        if index < 5:
+            return item
+        try:
+            await asyncio.Event().wait()  # never completes
+        finally:
+            cleaned.append(index)
+        return item  # pragma: no cover
+
+    runner: ItemRunner[int, int] = ItemRunner(call, concurrency=3, is_async=True, timeout=0.3)
+    with pytest.raises(IterateTimeoutError) as info:
+        runner.run(range(100))
+    assert info.value.completed == 5
+    assert info.value.cancelled == 3
+    assert sorted(cleaned) == [5, 6, 7]
+
+
+def test_thread_timeout_stops_new_items_and_reports_progress() -> None:
+    release = threading.Event()
+    started: list[int] = []
+
+    def call(index: int, item: int) -> int:
+        started.append(index)
+        if index >= 2:
+            release.wait(5)
+        return item
+
+    runner: ItemRunner[int, int] = ItemRunner(
+        call, concurrency=2, is_async=False, timeout=0.3, cleanup_timeout=0.1
+    )
+    with pytest.raises(IterateTimeoutError) as info:
+        runner.run(range(100))
+    release.set()
+    assert info.value.completed == 2
+    assert len(started) == 4
+
+
+# -- running inside an existing loop, context propagation ---------------------------------------
+
+
+def test_arun_shares_the_callers_event_loop() -> None:
+    loops: set[int] = set()
+
+    async def call(index: int, item: int) -> int:
+        loops.add(id(asyncio.get_running_loop()))
+        await asyncio.sleep(0)
+        return item + 1
+
+    async def main() -> list[int]:
+        loops.add(id(asyncio.get_running_loop()))
+        return await ItemRunner(call, concurrency=5, is_async=True).arun(range(20))
+
+    assert asyncio.run(main()) == list(range(1, 21))
+    assert len(loops) == 1
+
+
+def test_threads_see_the_callers_context_variables() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    var.set("from-caller")
+    seen = ItemRunner(lambda i, x: var.get("missing"), concurrency=3, is_async=False).run(range(6))
+    assert seen == ["from-caller"] * 6
+
+
+def test_empty_input_gives_an_empty_result() -> None:
+    async def call(index: int, item: int) -> int:
+        return item
+
+    assert ItemRunner(call, concurrency=4, is_async=True).run([]) == []
+    assert ItemRunner(lambda i, x: x, concurrency=4, is_async=False).run([]) == []
