@@ -84,9 +84,10 @@ def _require_task(task: Any, func: str) -> _TaskDecorator[Any, Any, Any]:
     from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
 
     if task.operator_class is not _PythonDecoratedOperator:
+        kind = getattr(task.operator_class, "custom_operator_name", task.operator_class.__name__)
         raise IterateUsageError(
-            f"{func}() runs plain @task functions in the worker's Python process; "
-            f"@{task.decorator_name} ({task.operator_class.__name__}) is not supported"
+            f"{func}() runs plain @task functions in the worker's Python process; {kind} tasks are not "
+            "supported"
         )
     return task
 

@@ -124,7 +124,7 @@ class IterateOperator(BaseOperator):
         """
         if self.execution_timeout is None:
             return None
-        budget = self.execution_timeout.total_seconds()
+        budget: float = self.execution_timeout.total_seconds()
         if threading.current_thread() is threading.main_thread():
             remaining, _ = signal.getitimer(signal.ITIMER_REAL)
             if remaining > 0:
@@ -149,4 +149,3 @@ def _total_or_unknown(value: Any, kind: InputKind) -> str:
         return str(total)
     except TypeError:
         return "an unknown number of"
-

@@ -21,7 +21,8 @@ def unwrap(function: Callable[..., Any]) -> Callable[..., Any]:
     while isinstance(function, functools.partial):
         function = function.func
     try:
-        return inspect.unwrap(function)
+        unwrapped: Callable[..., Any] = inspect.unwrap(function)
+        return unwrapped
     except ValueError:  # a wrapper cycle: use what we have
         return function
 
@@ -55,9 +56,7 @@ class ItemInvoker:
         self._takes_everything = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         available = set(context) | {ITERATE_INDEX_KEY}
         # Context values the function names explicitly; explicit arguments win over them.
-        self._context_names = [
-            name for name in parameters if name in available and name not in self._static
-        ]
+        self._context_names = [name for name in parameters if name in available and name not in self._static]
         self.is_async = is_async_callable(function)
 
     def kwargs_for(self, index: int, item_kwargs: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def cross_product(named: Mapping[str, Iterable[Any]]) -> Iterator[dict[str, Any]
     for head in first:
         for tail in itertools.product(*rest):
             item = {names[0]: head}
-            item.update(zip(rest_names, tail))
+            item.update(zip(rest_names, tail, strict=True))
             yield item
 
 

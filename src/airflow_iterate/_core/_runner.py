@@ -18,7 +18,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -215,7 +215,7 @@ class ItemRunner(Generic[T, R]):
             finally:
                 self._in_flight -= 1
 
-    async def _cancel(self, workers: list[asyncio.Future[None]]) -> None:
+    async def _cancel(self, workers: Sequence[asyncio.Future[None]]) -> None:
         for worker in workers:
             worker.cancel()
         # Bounded: an item whose cleanup hangs must not hang the task.

@@ -1,0 +1,45 @@
+"""Running a DAG object through ``dag.test()`` and reading what it left in the metadata DB."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.dag_processing.bundles.manager import DagBundlesManager
+from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+from airflow.models.dagrun import DagRun
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
+from airflow.sdk import DAG
+from airflow.utils.session import create_session
+
+
+def run_dag(dag: DAG) -> DagRun:
+    """Serialize ``dag`` (dag.test() refuses unserialized DAGs) and run it in this process."""
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag.test()
+
+
+def xcom(dag_run: DagRun, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id,
+                dag_ids=dag_run.dag_id,
+                task_ids=task_id,
+                key=key,
+                map_indexes=map_index,
+            )
+        ).first()
+        assert row is not None, f"no XCom {key!r} for task {task_id!r}"
+        return XComModel.deserialize_value(row)
+
+
+def task_instances(dag_run: DagRun) -> list[tuple[str, int, str | None]]:
+    """(task_id, map_index, state) of every task instance of the run."""
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        return sorted((ti.task_id, ti.map_index, ti.state) for ti in rows)

@@ -1,0 +1,97 @@
+"""Mistakes in a DAG file fail when the DAG is parsed, with a message saying what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG, task
+
+import airflow_iterate
+from airflow_iterate import IterateUsageError
+
+
+@pytest.fixture
+def dag() -> Any:
+    with DAG("parse_errors", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")) as d:
+        yield d
+
+
+@task
+def fetch(path: str, mode: str = "rb") -> str:
+    return path
+
+
+def test_a_parameter_named_like_an_option_points_to_iterate_kwargs(dag: Any) -> None:
+    @task
+    def throttled(url: str, concurrency: int) -> str:
+        return url
+
+    with pytest.raises(IterateUsageError, match=r"'concurrency'.*use \.iterate_kwargs"):
+        throttled.iterate(url=["a"])
+    # iterate_kwargs is the way out, and it works at parse time
+    throttled.iterate_kwargs([{"url": "a", "concurrency": 2}], concurrency=4)
+
+
+def test_unknown_argument(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match="unexpected keyword argument 'pth'"):
+        fetch.iterate(pth=["a"])
+
+
+def test_iterating_over_a_context_key_is_refused(dag: Any) -> None:
+    @task
+    def uses_ti(x: int, ti: Any = None) -> int:
+        return x
+
+    with pytest.raises(IterateUsageError, match="context variable 'ti'"):
+        uses_ti.iterate(ti=[1])
+    with pytest.raises(IterateUsageError, match="iterate_index"):
+        fetch.iterate_kwargs([{"path": "a", "iterate_index": 1}])
+
+
+@pytest.mark.parametrize("bad", ["abc", 5, None, {1, 2}])
+def test_a_literal_that_is_not_a_list_is_refused(dag: Any, bad: Any) -> None:
+    with pytest.raises(IterateUsageError, match="for keyword argument 'path'; expected a list"):
+        fetch.iterate(path=bad)
+
+
+def test_an_argument_given_to_partial_cannot_be_iterated(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match=r"already given to .partial"):
+        fetch.partial(mode="r").iterate(mode=["rb"], path=["a"])
+
+
+def test_nothing_to_iterate_over(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match="at least one keyword argument"):
+        fetch.iterate()
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_bad_concurrency(dag: Any, bad: Any) -> None:
+    with pytest.raises(IterateUsageError, match="concurrency"):
+        fetch.iterate(path=["a"], concurrency=bad)
+
+
+def test_iterate_kwargs_wants_a_list_of_dicts(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match="expects a list of dicts"):
+        fetch.iterate_kwargs({"path": "a"})
+    with pytest.raises(IterateUsageError, match="element 1 is str"):
+        fetch.iterate_kwargs([{"path": "a"}, "b"])
+    with pytest.raises(IterateUsageError, match="unexpected keyword argument 'nope'"):
+        fetch.iterate_kwargs([{"path": "a", "nope": 1}])
+
+
+def test_only_task_functions_can_be_iterated(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match="takes a @task-decorated function"):
+        airflow_iterate.iterate(print, x=[1])
+
+    @task.bash
+    def echo(word: str) -> str:
+        return f"echo {word}"
+
+    with pytest.raises(IterateUsageError, match=r"@task.bash tasks are not supported"):
+        echo.iterate(word=["a"])
+
+
+def test_usage_errors_are_type_errors_like_expand_ones() -> None:
+    assert issubclass(IterateUsageError, TypeError)
