@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit bench bench-quick clean
+.PHONY: demo test lint typecheck unit bench bench-quick clean system-packages
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,11 @@ $(STAMP): pyproject.toml requirements/dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Debian packages for the real servers the tests and the demo start (OpenSSH's sshd).
+system-packages:
+	@bash .ci/install-system-packages
+
+demo: $(STAMP) system-packages
 	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
@@ -25,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
