@@ -6,10 +6,21 @@ per item up front, so in-flight work is bounded by ``concurrency`` and memory gr
 results, whatever the size of the input. Results land at their input index, so the output is in
 input order however the items interleave.
 
-On the first failure no new item starts; items already running finish, then the run raises
-:class:`ItemsFailedError`. At the deadline running items are cancelled (async: their ``finally``
-and ``async with`` blocks run; threads cannot be interrupted, so they get ``cleanup_timeout`` to
-finish) and :class:`IterateTimeoutError` is raised.
+Per item: wait for the rate limit, call, and on an exception in ``retry_on`` try again after an
+exponential backoff, up to ``retries`` times. An item that still fails is recorded; once the
+failures exceed ``max_failures`` no new item starts, items already running finish, and the run
+raises :class:`ItemsFailedError`. Under the limit the run succeeds and a failed item's result is
+``None`` (the failures are in :attr:`ItemRunner.failures`). An exception in ``stop_on`` stops the
+run the same way and is re-raised unchanged.
+
+At the deadline running items are cancelled (async: their ``finally`` and ``async with`` blocks
+run; threads cannot be interrupted, so they get ``cleanup_timeout`` to finish) and
+:class:`IterateTimeoutError` is raised.
+
+Checkpoints: items found in ``resume`` (from an earlier attempt, with the same input) are not run
+again; their results are reused. Successful items are recorded in ``checkpoint``, which the
+monitor thread flushes in batches; at the end a failed run flushes what is left and a successful
+one discards the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,14 +29,24 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any, Generic, TypeVar
 
-from ._errors import ItemFailure, ItemsFailedError, IterateTimeoutError, IterateUsageError
+from ._checkpoint import Checkpoint, input_digest
+from ._errors import (
+    ItemFailure,
+    ItemsFailedError,
+    IterateInputError,
+    IterateTimeoutError,
+    IterateUsageError,
+)
 from ._inputs import short_repr
+from ._monitor import Monitor
+from ._options import RunOptions
+from ._ratelimit import RateLimiter
+from ._stats import RunStatistics
 
-__all__ = ["AsyncItemCall", "ItemRunner", "RunStatistics", "SyncItemCall"]
+__all__ = ["AsyncItemCall", "ItemRunner", "SyncItemCall"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,6 +55,9 @@ R = TypeVar("R")
 AsyncItemCall = Callable[[int, T], Awaitable[R]]
 #: ``call(index, item)`` for a threaded run
 SyncItemCall = Callable[[int, T], R]
+
+#: the result slot of an item that failed within the tolerated limit
+FAILED_RESULT: Any = None
 
 
 class _Pending:
@@ -46,83 +70,94 @@ class _Pending:
 _PENDING: Any = _Pending()
 
 
-@dataclass(frozen=True)
-class RunStatistics:
-    """A snapshot of a run, cheap enough to take from a progress reporter at any time."""
-
-    concurrency: int
-    total: int | None
-    started: int
-    succeeded: int
-    failed: int
-    in_flight: int
-    peak_in_flight: int
-    elapsed: float
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed
-
-
-def check_concurrency(concurrency: object) -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise IterateUsageError(
-            f"concurrency must be a positive int, got {type(concurrency).__name__} {concurrency!r}"
-        )
-    if concurrency < 1:
-        raise IterateUsageError(f"concurrency must be at least 1, got {concurrency}")
-    return concurrency
+def _ignore_monitor_error(what: str, exc: BaseException) -> None:
+    pass
 
 
 class ItemRunner(Generic[T, R]):
     """Runs ``call(index, item)`` for every item, at most ``concurrency`` at a time.
 
     ``is_async`` selects the engine: one event loop shared by all items (``call`` returns an
-    awaitable) or a pool of ``concurrency`` threads (``call`` returns the result). A runner is
-    used for one run; :meth:`statistics` may be called from any thread while it runs.
+    awaitable) or a pool of ``concurrency`` threads (``call`` returns the result). Options come
+    as a :class:`RunOptions` or as its keyword arguments. A runner is used for one run;
+    :meth:`statistics` may be called from any thread while it runs.
     """
 
     def __init__(
         self,
         call: Callable[[int, T], Any],
+        options: RunOptions | None = None,
         *,
-        concurrency: int,
         is_async: bool,
-        timeout: float | None = None,
-        cleanup_timeout: float = 10.0,
         describe: Callable[[T], str] = short_repr,
+        resume: Mapping[int, tuple[int, Any]] | None = None,
+        checkpoint: Checkpoint | None = None,
+        flush_interval: float = 5.0,
+        on_progress: Callable[[RunStatistics], None] | None = None,
+        progress_interval: float = 10.0,
+        on_monitor_error: Callable[[str, BaseException], None] = _ignore_monitor_error,
+        **option_kwargs: Any,
     ) -> None:
+        if options is None:
+            options = RunOptions(**option_kwargs)
+        elif option_kwargs:
+            raise IterateUsageError("pass either a RunOptions or its keyword arguments, not both")
         self._call = call
-        self._concurrency = check_concurrency(concurrency)
+        self._options = options
         self._is_async = is_async
-        if timeout is not None and timeout <= 0:
-            raise IterateUsageError(f"timeout must be positive, got {timeout}")
-        self._timeout = timeout
-        self._cleanup_timeout = cleanup_timeout
         self._describe = describe
+        self._resume = resume or None
+        self._checkpoint = checkpoint
+        self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
+        self._simple = options.retries == 0 and self._limiter is None
+        self._monitor = Monitor(
+            self.statistics,
+            on_progress=on_progress,
+            progress_interval=progress_interval,
+            checkpoint=checkpoint,
+            flush_interval=flush_interval,
+            on_error=on_monitor_error,
+        )
         self._results: list[Any] = []
-        self._failures: list[ItemFailure] = []
+        self.failures: list[ItemFailure] = []
+        self._limit: int | None = None
         self._input_error: BaseException | None = None
+        self._stop_error: BaseException | None = None
         self._total: int | None = None
         self._stop = False
         self._started = 0
         self._succeeded = 0
+        self._resumed = 0
+        self._retried = 0
+        self._changed_inputs = 0
         self._in_flight = 0
         self._peak = 0
         self._t0: float | None = None
         self._t_end: float | None = None
         self._used = False
+        self._lock = threading.Lock()  # guards counters and results in the thread engine
 
     # -- public -------------------------------------------------------------------------------
+
+    @property
+    def options(self) -> RunOptions:
+        return self._options
+
+    @property
+    def changed_inputs(self) -> int:
+        """Items found in ``resume`` whose input differed, so they ran again."""
+        return self._changed_inputs
 
     def statistics(self) -> RunStatistics:
         now = self._t_end if self._t_end is not None else time.monotonic()
         return RunStatistics(
-            concurrency=self._concurrency,
+            concurrency=self._options.concurrency,
             total=self._total,
             started=self._started,
             succeeded=self._succeeded,
-            failed=len(self._failures),
+            failed=len(self.failures),
+            resumed=self._resumed,
+            retried=self._retried,
             in_flight=self._in_flight,
             peak_in_flight=self._peak,
             elapsed=0.0 if self._t0 is None else now - self._t0,
@@ -130,19 +165,148 @@ class ItemRunner(Generic[T, R]):
 
     def run(self, items: Iterable[T]) -> list[R]:
         """Run every item and return the results in input order (blocking)."""
-        if self._is_async:
-            return asyncio.run(self.arun(items))
-        return self._run_threads(self._begin(items))
+        source = self._begin(items)
+        ok = False
+        try:
+            if self._is_async:
+                results = asyncio.run(self._run_async(source))
+            else:
+                results = self._run_threads(source)
+            ok = True
+            return results
+        finally:
+            self._finalize(ok)
 
     async def arun(self, items: Iterable[T]) -> list[R]:
         """Run every item of an async callable on the running event loop."""
         if not self._is_async:
             raise IterateUsageError("arun() needs an async runner (is_async=True); use run()")
         source = self._begin(items)
-        workers = [asyncio.ensure_future(self._async_worker(source)) for _ in range(self._concurrency)]
+        ok = False
+        try:
+            results = await self._run_async(source)
+            ok = True
+            return results
+        finally:
+            # Checkpoint writes may block: keep them off the loop.
+            await asyncio.to_thread(self._finalize, ok)
+
+    # -- shared -------------------------------------------------------------------------------
+
+    def _begin(self, items: Iterable[T]) -> Iterator[tuple[int, T]]:
+        if self._used:
+            raise IterateUsageError("an ItemRunner runs once; create a new one for another run")
+        self._used = True
+        max_items = self._options.max_items
+        if isinstance(items, Sized):
+            self._total = len(items)
+            if max_items is not None and self._total > max_items:
+                raise self._too_many(max_items, self._total)
+        self._limit = self._options.failure_limit(self._total)
+        self._t0 = time.monotonic()
+        self._monitor.start()
+        return enumerate(items)
+
+    def _too_many(self, max_items: int, seen: int | None) -> IterateInputError:
+        count = f"{seen:,} items" if seen is not None else f"more than {max_items:,} items"
+        return IterateInputError(
+            f"the input has {count}, over max_items={max_items:,}; raise max_items if this is intended, "
+            "or split the input into several runs"
+        )
+
+    def _finalize(self, ok: bool) -> None:
+        self._t_end = self._t_end or time.monotonic()
+        self._monitor.stop()
+        if self._checkpoint is not None:
+            if ok:
+                self._checkpoint.discard()
+            else:
+                self._checkpoint.flush()
+
+    def _next(self, source: Iterator[tuple[int, T]]) -> tuple[int, T] | None:
+        """The next item to run, or None when the input is exhausted or broken.
+
+        Items resumed from a checkpoint are filled in here and never reach a worker.
+        """
+        resume = self._resume
+        max_items = self._options.max_items
+        while True:
+            try:
+                index, item = next(source)
+            except StopIteration:
+                return None
+            except Exception as exc:  # the input itself broke: stop, keep what ran
+                self._input_error = exc
+                self._stop = True
+                return None
+            if max_items is not None and index >= max_items:
+                self._input_error = self._too_many(max_items, None)
+                self._stop = True
+                return None
+            if resume is not None and index in resume:
+                digest, value = resume[index]
+                if digest == input_digest(item):
+                    self._results.append(value)
+                    self._resumed += 1
+                    continue
+                self._changed_inputs += 1
+            self._results.append(_PENDING)
+            self._started += 1
+            self._in_flight += 1
+            if self._in_flight > self._peak:
+                self._peak = self._in_flight
+            return index, item
+
+    def _succeed(self, index: int, item: T, value: Any) -> None:
+        self._results[index] = value
+        self._succeeded += 1
+        if self._checkpoint is not None:
+            self._checkpoint.record(index, item, value)
+
+    def _fail(self, index: int, item: T, exc: Exception) -> None:
+        self._results[index] = FAILED_RESULT
+        self.failures.append(ItemFailure(index, self._describe(item), exc))
+        if isinstance(exc, self._options.stop_on):
+            self._stop_error = self._stop_error or exc
+            self._stop = True
+        elif self._limit is not None and len(self.failures) > self._limit:
+            self._stop = True
+
+    def _should_retry(self, exc: Exception, attempt: int) -> bool:
+        opts = self._options
+        return (
+            attempt <= opts.retries
+            and not self._stop
+            and isinstance(exc, opts.retry_on)
+            and not isinstance(exc, opts.stop_on)
+        )
+
+    def _outcome(self) -> list[R]:
+        self._t_end = time.monotonic()
+        if self._input_error is not None:
+            raise self._input_error
+        if self._stop_error is not None:
+            raise self._stop_error
+        if self.failures:
+            self.failures.sort(key=lambda f: f.index)
+            limit = self._limit
+            if limit is None and isinstance(self._options.max_failures, float):
+                limit = self._options.failure_limit(len(self._results))
+            if limit is not None and len(self.failures) > limit:
+                raise ItemsFailedError(
+                    self.failures, completed=self._succeeded, total=self._total
+                ) from self.failures[0].exception
+        return self._results
+
+    # -- async engine -------------------------------------------------------------------------
+
+    async def _run_async(self, source: Iterator[tuple[int, T]]) -> list[R]:
+        workers = [
+            asyncio.ensure_future(self._async_worker(source)) for _ in range(self._options.concurrency)
+        ]
         try:
             done, pending = await asyncio.wait(
-                workers, timeout=self._timeout, return_when=asyncio.FIRST_EXCEPTION
+                workers, timeout=self._options.timeout, return_when=asyncio.FIRST_EXCEPTION
             )
         except BaseException:
             # Cancelled from outside (or a signal handler raised on the loop): cancel the items
@@ -157,82 +321,62 @@ class ItemRunner(Generic[T, R]):
             await self._cancel(workers)
             if fatal is not None:
                 raise fatal
-            self._finish_quietly()
-            assert self._timeout is not None
-            raise IterateTimeoutError(self._timeout, completed=self._succeeded, cancelled=cancelled)
-        return self._finish()
-
-    # -- shared -------------------------------------------------------------------------------
-
-    def _begin(self, items: Iterable[T]) -> Iterator[tuple[int, T]]:
-        if self._used:
-            raise IterateUsageError("an ItemRunner runs once; create a new one for another run")
-        self._used = True
-        if isinstance(items, Sized):
-            self._total = len(items)
-        self._t0 = time.monotonic()
-        return enumerate(items)
-
-    def _finish(self) -> list[R]:
-        self._t_end = time.monotonic()
-        if self._input_error is not None:
-            raise self._input_error
-        if self._failures:
-            self._failures.sort(key=lambda f: f.index)
-            raise ItemsFailedError(
-                self._failures, completed=self._succeeded, total=self._total
-            ) from self._failures[0].exception
-        return self._results
-
-    def _record_failure(self, index: int, item: T, exc: Exception) -> None:
-        self._failures.append(ItemFailure(index, self._describe(item), exc))
-        self._stop = True
-
-    # -- async engine -------------------------------------------------------------------------
+            self._t_end = time.monotonic()
+            assert self._options.timeout is not None
+            raise IterateTimeoutError(self._options.timeout, completed=self._succeeded, cancelled=cancelled)
+        return self._outcome()
 
     async def _async_worker(self, source: Iterator[tuple[int, T]]) -> None:
-        results = self._results
         call = self._call
         while not self._stop:
-            try:
-                index, item = next(source)
-            except StopIteration:
+            picked = self._next(source)
+            if picked is None:
                 return
-            except Exception as exc:  # the input itself broke: stop, keep what ran
-                self._input_error = exc
-                self._stop = True
-                return
-            results.append(_PENDING)
-            self._started += 1
-            self._in_flight += 1
-            if self._in_flight > self._peak:
-                self._peak = self._in_flight
+            index, item = picked
             try:
-                results[index] = await call(index, item)
-                self._succeeded += 1
+                if self._simple:
+                    value = await call(index, item)
+                else:
+                    value = await self._async_attempts(index, item)
+                self._succeed(index, item, value)
             except Exception as exc:
-                self._record_failure(index, item, exc)
+                self._fail(index, item, exc)
             finally:
                 self._in_flight -= 1
+
+    async def _async_attempts(self, index: int, item: T) -> Any:
+        attempt = 1
+        while True:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                return await self._call(index, item)
+            except Exception as exc:
+                if not self._should_retry(exc, attempt):
+                    raise
+            self._retried += 1
+            await asyncio.sleep(self._options.backoff(attempt))
+            attempt += 1
 
     async def _cancel(self, workers: Sequence[asyncio.Future[None]]) -> None:
         for worker in workers:
             worker.cancel()
         # Bounded: an item whose cleanup hangs must not hang the task.
-        await asyncio.wait(workers, timeout=self._cleanup_timeout)
+        await asyncio.wait(workers, timeout=self._options.cleanup_timeout)
 
     # -- thread engine ------------------------------------------------------------------------
 
     def _run_threads(self, source: Iterator[tuple[int, T]]) -> list[R]:
-        lock = threading.Lock()
+        lock = self._lock
         all_done = threading.Event()
-        alive = [self._concurrency]
+        concurrency = self._options.concurrency
+        alive = [concurrency]
         fatal: list[BaseException] = []
 
         def worker() -> None:
             try:
                 self._thread_worker(source, lock)
-            except BaseException as exc:  # pragma: no cover - SystemExit & co. inside an item
+            except BaseException as exc:  # SystemExit & co. raised inside an item
                 fatal.append(exc)
                 self._stop = True
             finally:
@@ -250,58 +394,59 @@ class ItemRunner(Generic[T, R]):
                 name=f"iterate-worker-{n}",
                 daemon=True,
             )
-            for n in range(self._concurrency)
+            for n in range(concurrency)
         ]
         for thread in threads:
             thread.start()
         try:
             # Event.wait() wakes for signal handlers, so a timeout signal still reaches the caller.
-            finished = all_done.wait(self._timeout)
+            finished = all_done.wait(self._options.timeout)
         except BaseException:
             self._stop = True
             raise
         if not finished:
             self._stop = True
             cancelled = self._in_flight
-            all_done.wait(self._cleanup_timeout)
-            self._finish_quietly()
-            assert self._timeout is not None
-            raise IterateTimeoutError(self._timeout, completed=self._succeeded, cancelled=cancelled)
+            all_done.wait(self._options.cleanup_timeout)
+            self._t_end = time.monotonic()
+            assert self._options.timeout is not None
+            raise IterateTimeoutError(self._options.timeout, completed=self._succeeded, cancelled=cancelled)
         if fatal:
             raise fatal[0]
-        return self._finish()
-
-    def _finish_quietly(self) -> None:
-        self._t_end = time.monotonic()
+        return self._outcome()
 
     def _thread_worker(self, source: Iterator[tuple[int, T]], lock: threading.Lock) -> None:
-        results = self._results
         call = self._call
         while True:
             with lock:
                 if self._stop:
                     return
-                try:
-                    index, item = next(source)
-                except StopIteration:
+                picked = self._next(source)
+                if picked is None:
                     return
-                except Exception as exc:
-                    self._input_error = exc
-                    self._stop = True
-                    return
-                results.append(_PENDING)
-                self._started += 1
-                self._in_flight += 1
-                if self._in_flight > self._peak:
-                    self._peak = self._in_flight
+            index, item = picked
             try:
-                value = call(index, item)
+                value = call(index, item) if self._simple else self._thread_attempts(index, item)
             except Exception as exc:
                 with lock:
                     self._in_flight -= 1
-                    self._record_failure(index, item, exc)
+                    self._fail(index, item, exc)
                 continue
-            results[index] = value
             with lock:
                 self._in_flight -= 1
-                self._succeeded += 1
+                self._succeed(index, item, value)
+
+    def _thread_attempts(self, index: int, item: T) -> Any:
+        attempt = 1
+        while True:
+            if self._limiter is not None:
+                self._limiter.acquire_blocking()
+            try:
+                return self._call(index, item)
+            except Exception as exc:
+                if not self._should_retry(exc, attempt):
+                    raise
+            with self._lock:
+                self._retried += 1
+            time.sleep(self._options.backoff(attempt))
+            attempt += 1
