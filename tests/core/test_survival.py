@@ -73,7 +73,7 @@ def test_without_enough_retries_the_item_fails_with_its_last_error() -> None:
         raise TimeoutError(f"attempt failed for {item}")
 
     runner: ItemRunner[int, int] = ItemRunner(call, concurrency=1, is_async=True, retries=2, retry_delay=0)
-    with pytest.raises(ItemsFailedError, match="item 0 .*TimeoutError"):
+    with pytest.raises(ItemsFailedError, match=r"item 0 .*TimeoutError"):
         runner.run([5])
     assert runner.statistics().retried == 2
 

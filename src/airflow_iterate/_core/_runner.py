@@ -168,10 +168,7 @@ class ItemRunner(Generic[T, R]):
         source = self._begin(items)
         ok = False
         try:
-            if self._is_async:
-                results = asyncio.run(self._run_async(source))
-            else:
-                results = self._run_threads(source)
+            results = asyncio.run(self._run_async(source)) if self._is_async else self._run_threads(source)
             ok = True
             return results
         finally:
