@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.bases.decorator import _TaskDecorator, get_unique_task_id
 
-from .._core import IterateUsageError, check_concurrency, short_repr
+from .._core import IterateUsageError, short_repr
 from ._operator import IterateOperator
 from ._python import ITERATE_INDEX_KEY
-
-#: keyword-only options of iterate()/iterate_kwargs(); a function parameter of the same name
-#: would be ambiguous in iterate(), hence the parse-time check below
-OPTION_NAMES = frozenset({"concurrency"})
+from ._settings import DEFAULT_MAX_ITEMS, OPTION_NAMES, IterateSettings
 
 # PythonOperator arguments a @task may carry that have no per-item meaning in iterate().
 _IGNORED_PYTHON_ARGS = frozenset({"show_return_value_in_logs", "multiple_outputs"})
@@ -28,29 +26,80 @@ _REFUSED_PYTHON_ARGS = {
 _BASE_OPERATOR_ARGS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
 
 
-def iterate(task: Any, /, *, concurrency: int | None = None, **iterables: Any) -> XComArg:
+def iterate(
+    task: Any,
+    /,
+    *,
+    concurrency: int | None = None,
+    item_retries: int = 0,
+    item_retry_delay: float | timedelta = 1.0,
+    item_retry_max_delay: float | timedelta = 300.0,
+    item_retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+    max_failures: int | float | None = 0,
+    checkpoint: bool = True,
+    checkpoint_interval: float | timedelta = 5.0,
+    progress_interval: float | timedelta = 10.0,
+    rate_limit: str | float | None = None,
+    max_items: int | None = DEFAULT_MAX_ITEMS,
+    **iterables: Any,
+) -> XComArg:
     """Run ``task`` once per item inside ONE task instance; the same argument forms as ``.expand()``.
 
-    Each keyword argument is a list, tuple, dict (iterated as ``(key, value)`` pairs) or an
-    XComArg resolving to one; several arguments iterate over their cross product. Arguments fixed
-    for every item come from ``task.partial(...)``. Returns an XComArg whose value is the list of
-    per-item results in input order.
+    Each keyword argument that is not an option below is a list, tuple, dict (iterated as
+    ``(key, value)`` pairs) or an XComArg resolving to one; several arguments iterate over their
+    cross product. Arguments fixed for every item come from ``task.partial(...)``. Returns an
+    XComArg whose value is the list of per-item results in input order.
 
-    :param concurrency: how many items run at once (default 32 for ``async def`` functions, which
-        share one event loop, and 8 threads for sync functions)
+    :param concurrency: items running at once (default 32 for ``async def`` functions, which share
+        one event loop, and 8 threads for sync functions)
+    :param item_retries: extra attempts for an item that raises one of ``item_retry_on``
+    :param item_retry_delay: the first retry's delay; it doubles each time, with jitter
+    :param item_retry_max_delay: the cap on one retry delay
+    :param item_retry_on: exception class(es) worth retrying (default: any Exception)
+    :param max_failures: failed items tolerated: a count, a ratio in (0, 1) of the input, or None
+        for no limit. Within it the task succeeds, failed items are ``None`` in the result and are
+        listed in the ``iterate_failures`` XCom; past it the task fails once in-flight items finish
+    :param checkpoint: record succeeded items so a rerun of the task (a retry, a crash) skips them
+    :param checkpoint_interval: how often the checkpoint is written (one write per interval)
+    :param progress_interval: how often progress is logged and reported as metrics
+    :param rate_limit: item starts across the whole task, like ``"200/s"`` or ``"30/min"``
+    :param max_items: refuse inputs with more items than this (None: no limit)
     """
     decorated = _require_task(task, "iterate")
-    _refuse_option_clashes(decorated)
+    _refuse_option_clashes(decorated)  # first: such a parameter's values were taken as options
+    settings = IterateSettings(
+        concurrency=concurrency,
+        item_retries=item_retries,
+        item_retry_delay=item_retry_delay,
+        item_retry_max_delay=item_retry_max_delay,
+        item_retry_on=item_retry_on,
+        max_failures=max_failures,
+        checkpoint=checkpoint,
+        checkpoint_interval=checkpoint_interval,
+        progress_interval=progress_interval,
+        rate_limit=rate_limit,
+        max_items=max_items,
+    )
     if not iterables:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
     _validate_names(decorated, "iterate", iterables)
     for name, value in iterables.items():
         _require_iterable_argument("iterate", name, value)
-    return _build(decorated, iterables, "product", concurrency)
+    return _build(decorated, iterables, "product", settings)
 
 
-def iterate_kwargs(task: Any, kwargs: Any, /, *, concurrency: int | None = None) -> XComArg:
-    """Like ``.expand_kwargs()``: ``kwargs`` is a list of dicts (or an XComArg of one), one per item."""
+def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
+    """Like ``.expand_kwargs()``: ``kwargs`` is a list of dicts (or an XComArg of one), one per item.
+
+    Takes the same keyword-only options as :func:`iterate`.
+    """
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise IterateUsageError(
+            f"iterate_kwargs() got unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"the options are {', '.join(sorted(OPTION_NAMES))}"
+        )
+    settings = IterateSettings(**options)
     decorated = _require_task(task, "iterate_kwargs")
     if isinstance(kwargs, XComArg):
         pass
@@ -69,7 +118,7 @@ def iterate_kwargs(task: Any, kwargs: Any, /, *, concurrency: int | None = None)
                     "expected a dict of keyword arguments (or an XComArg resolving to one)"
                 )
             _validate_names(decorated, "iterate_kwargs", dict(element))
-    return _build(decorated, kwargs, "kwargs", concurrency)
+    return _build(decorated, kwargs, "kwargs", settings)
 
 
 # -- checks -----------------------------------------------------------------------------------
@@ -134,10 +183,8 @@ def _build(
     task: _TaskDecorator[Any, Any, Any],
     iterate_input: Any,
     input_kind: str,
-    concurrency: int | None,
+    settings: IterateSettings,
 ) -> XComArg:
-    if concurrency is not None:
-        check_concurrency(concurrency)
     task_kwargs = dict(task.kwargs)
     static_kwargs = dict(task_kwargs.pop("op_kwargs", None) or {})
     operator_kwargs: dict[str, Any] = {}
@@ -159,7 +206,7 @@ def _build(
         iterate_input=iterate_input,
         input_kind=input_kind,  # type: ignore[arg-type]
         static_kwargs=static_kwargs,
-        concurrency=concurrency,
+        settings=settings,
         operator_name="@task.iterate",
         **operator_kwargs,
     )
@@ -171,11 +218,11 @@ def _build(
 def install() -> None:
     """Give every @task function ``.iterate()`` and ``.iterate_kwargs()`` methods (idempotent)."""
 
-    def iterate_method(self: Any, /, *, concurrency: int | None = None, **iterables: Any) -> XComArg:
-        return iterate(self, concurrency=concurrency, **iterables)
+    def iterate_method(self: Any, /, **kwargs: Any) -> XComArg:
+        return iterate(self, **kwargs)
 
-    def iterate_kwargs_method(self: Any, kwargs: Any, /, *, concurrency: int | None = None) -> XComArg:
-        return iterate_kwargs(self, kwargs, concurrency=concurrency)
+    def iterate_kwargs_method(self: Any, kwargs: Any, /, **options: Any) -> XComArg:
+        return iterate_kwargs(self, kwargs, **options)
 
     iterate_method.__doc__ = iterate.__doc__
     iterate_kwargs_method.__doc__ = iterate_kwargs.__doc__

@@ -8,26 +8,32 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowTaskTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, AirflowTaskTimeout
 
 from .._core import (
+    ItemFailure,
     ItemRunner,
+    ItemsFailedError,
     IterateTimeoutError,
     check_iterable,
     cross_product,
     kwargs_stream,
     short_repr,
 )
+from ._checkpointing import open_checkpoint
 from ._python import ItemInvoker
+from ._reporting import Reporter
+from ._settings import IterateSettings
 
 InputKind = Literal["product", "kwargs"]
-
-DEFAULT_ASYNC_CONCURRENCY = 32
-DEFAULT_SYNC_CONCURRENCY = 8
 
 #: how long in-flight items get for their cleanup after the deadline, before Airflow's own
 #: (signal-based) timeout is allowed to fire
 CLEANUP_GRACE_SECONDS = 10.0
+
+#: item exceptions that keep their Airflow meaning for the whole task: never retried per item,
+#: they stop the run (in-flight items finish) and fail the task without retries / skip it
+AIRFLOW_CONTROL_EXCEPTIONS = (AirflowFailException, AirflowSkipException)
 
 
 class IterateOperator(BaseOperator):
@@ -51,7 +57,7 @@ class IterateOperator(BaseOperator):
         iterate_input: Any,
         input_kind: InputKind,
         static_kwargs: Mapping[str, Any] | None = None,
-        concurrency: int | None = None,
+        settings: IterateSettings | None = None,
         operator_name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -60,7 +66,7 @@ class IterateOperator(BaseOperator):
         self.iterate_input = iterate_input
         self.input_kind = input_kind
         self.static_kwargs = dict(static_kwargs or {})
-        self.concurrency = concurrency
+        self.settings = settings or IterateSettings()
         if operator_name:
             self.custom_operator_name = operator_name
         # A list result is never unrolled into separate XComs, whatever the function's annotation.
@@ -69,43 +75,57 @@ class IterateOperator(BaseOperator):
     # -- execution ----------------------------------------------------------------------------
 
     def execute(self, context: Any) -> list[Any]:
+        settings = self.settings
         invoker = ItemInvoker(self.python_callable, self.static_kwargs, context)
-        concurrency = self.concurrency or (
-            DEFAULT_ASYNC_CONCURRENCY if invoker.is_async else DEFAULT_SYNC_CONCURRENCY
+        options = settings.run_options(
+            concurrency=settings.default_concurrency(invoker.is_async),
+            timeout=self._take_over_timeout(),
+            stop_on=AIRFLOW_CONTROL_EXCEPTIONS,
         )
-        items = self._items()
-        timeout = self._take_over_timeout()
+        checkpoint = resume = None
+        if settings.checkpoint:
+            checkpoint, location = open_checkpoint(context, self.log)
+            resume = checkpoint.load()
+            if resume:
+                self.log.info(
+                    "Resuming: %d item(s) succeeded in an earlier attempt (checkpoint in %s) and are not "
+                    "run again",
+                    len(resume),
+                    location,
+                )
+        reporter = Reporter(self.log, context)
         runner: ItemRunner[dict[str, Any], Any] = ItemRunner(
             invoker,
-            concurrency=concurrency,
+            options,
             is_async=invoker.is_async,
-            timeout=timeout,
-            cleanup_timeout=CLEANUP_GRACE_SECONDS,
             describe=_describe_item,
+            resume=resume,
+            checkpoint=checkpoint,
+            flush_interval=settings.seconds("checkpoint_interval"),
+            on_progress=reporter.progress,
+            progress_interval=settings.seconds("progress_interval"),
+            on_monitor_error=reporter.monitor_error,
         )
+        total = _total(self.iterate_input, self.input_kind)
         self.log.info(
             "Iterating %s over %s item(s), up to %d at a time (%s)",
             getattr(self.python_callable, "__name__", "callable"),
-            _total_or_unknown(self.iterate_input, self.input_kind),
-            concurrency,
+            "an unknown number of" if total is None else f"{total:,}",
+            options.concurrency,
             "one event loop" if invoker.is_async else "thread pool",
         )
         try:
-            results = runner.run(items)
+            results = runner.run(self._items(), total=total)
         except IterateTimeoutError as exc:
             raise AirflowTaskTimeout(str(exc)) from exc
         finally:
-            stats = runner.statistics()
-            self.log.info(
-                "Iterate finished: %d succeeded, %d failed, %d started, %.2fs (%.1f items/s), "
-                "peak %d in flight",
-                stats.succeeded,
-                stats.failed,
-                stats.started,
-                stats.elapsed,
-                stats.succeeded / stats.elapsed if stats.elapsed else 0.0,
-                stats.peak_in_flight,
-            )
+            if runner.changed_inputs:
+                self.log.warning(
+                    "%d item(s) in the checkpoint had a different input this time and ran again",
+                    runner.changed_inputs,
+                )
+            reporter.finished(runner.statistics(), runner.failures)
+        _require_serializable(results, self._items())
         return results
 
     def _items(self) -> Iterator[dict[str, Any]]:
@@ -133,19 +153,43 @@ class IterateOperator(BaseOperator):
         return max(budget, 1e-3)
 
 
+def _require_serializable(results: list[Any], items: Iterator[dict[str, Any]]) -> None:
+    """Fail naming the item whose result cannot be stored as an XCom, instead of a bare TypeError."""
+    try:
+        from airflow.sdk.serde import serialize
+    except ImportError:  # pragma: no cover - older Task SDKs: left to the XCom push
+        return
+    try:
+        serialize(results)
+        return
+    except Exception:
+        pass
+    for index, (item, result) in enumerate(zip(items, results, strict=False)):
+        try:
+            serialize(result)
+        except Exception as exc:
+            error = TypeError(
+                f"the result {short_repr(result)} ({type(result).__name__}) cannot be stored as an XCom: "
+                f"{exc}; return JSON-like data (str, int, float, bool, list, dict, ...) from the function"
+            )
+            raise ItemsFailedError(
+                [ItemFailure(index, _describe_item(item), error)], completed=len(results), total=len(results)
+            ) from exc
+
+
 def _describe_item(item: Mapping[str, Any]) -> str:
     if len(item) == 1:
         return short_repr(next(iter(item.values())))
     return short_repr(dict(item))
 
 
-def _total_or_unknown(value: Any, kind: InputKind) -> str:
+def _total(value: Any, kind: InputKind) -> int | None:
     try:
         if kind == "kwargs":
-            return str(len(value))
+            return len(value)
         total = 1
         for v in value.values():
             total *= len(v)
-        return str(total)
+        return total
     except TypeError:
-        return "an unknown number of"
+        return None

@@ -163,9 +163,13 @@ class ItemRunner(Generic[T, R]):
             elapsed=0.0 if self._t0 is None else now - self._t0,
         )
 
-    def run(self, items: Iterable[T]) -> list[R]:
-        """Run every item and return the results in input order (blocking)."""
-        source = self._begin(items)
+    def run(self, items: Iterable[T], *, total: int | None = None) -> list[R]:
+        """Run every item and return the results in input order (blocking).
+
+        ``total`` is the number of items when ``items`` cannot tell (a generator); it feeds
+        progress, ratio limits and the ``max_items`` check.
+        """
+        source = self._begin(items, total)
         ok = False
         try:
             results = asyncio.run(self._run_async(source)) if self._is_async else self._run_threads(source)
@@ -174,11 +178,11 @@ class ItemRunner(Generic[T, R]):
         finally:
             self._finalize(ok)
 
-    async def arun(self, items: Iterable[T]) -> list[R]:
+    async def arun(self, items: Iterable[T], *, total: int | None = None) -> list[R]:
         """Run every item of an async callable on the running event loop."""
         if not self._is_async:
             raise IterateUsageError("arun() needs an async runner (is_async=True); use run()")
-        source = self._begin(items)
+        source = self._begin(items, total)
         ok = False
         try:
             results = await self._run_async(source)
@@ -190,15 +194,14 @@ class ItemRunner(Generic[T, R]):
 
     # -- shared -------------------------------------------------------------------------------
 
-    def _begin(self, items: Iterable[T]) -> Iterator[tuple[int, T]]:
+    def _begin(self, items: Iterable[T], total: int | None) -> Iterator[tuple[int, T]]:
         if self._used:
             raise IterateUsageError("an ItemRunner runs once; create a new one for another run")
         self._used = True
         max_items = self._options.max_items
-        if isinstance(items, Sized):
-            self._total = len(items)
-            if max_items is not None and self._total > max_items:
-                raise self._too_many(max_items, self._total)
+        self._total = len(items) if isinstance(items, Sized) else total
+        if self._total is not None and max_items is not None and self._total > max_items:
+            raise self._too_many(max_items, self._total)
         self._limit = self._options.failure_limit(self._total)
         self._t0 = time.monotonic()
         self._monitor.start()

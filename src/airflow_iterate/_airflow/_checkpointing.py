@@ -1,0 +1,56 @@
+"""Where an iterated task keeps its checkpoint: Airflow's task state store, or a directory.
+
+``context["task_state_store"]`` (Airflow 3.3+) survives task retries, whichever worker runs them.
+Without it, checkpoints go to ``$AIRFLOW_HOME/iterate-checkpoints`` (or the directory in
+``AIRFLOW_ITERATE_CHECKPOINT_DIR``), which helps only a retry that sees the same directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._core import Checkpoint, DirectoryStateStore
+
+#: keys under the task instance's own state store; user keys never start with this
+NAMESPACE = "v1"
+CHECKPOINT_DIR_ENV = "AIRFLOW_ITERATE_CHECKPOINT_DIR"
+
+
+def _serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    # The same encoding as XCom, so a resumed result comes back as the type it was (tuple, datetime, ...).
+    try:
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # pragma: no cover - older Task SDKs: plain JSON values only
+        return (lambda v: v), (lambda v: v)
+    return serialize, deserialize
+
+
+def fallback_directory() -> Path:
+    configured = os.environ.get(CHECKPOINT_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "iterate-checkpoints"
+
+
+def open_checkpoint(context: Mapping[str, Any], log: Any) -> tuple[Checkpoint, str]:
+    """The checkpoint of this task instance and a description of where it lives."""
+    encode, decode = _serde()
+    store = context.get("task_state_store")
+    if store is not None:
+        return Checkpoint(store, NAMESPACE, encode=encode, decode=decode), "the task state store"
+    ti = context["ti"]
+    directory = fallback_directory()
+    namespace = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
+    log.warning(
+        "This Airflow has no task state store (Airflow 3.3+); iterate checkpoints go to %s, which "
+        "helps only a retry on a machine that sees that directory (set %s to a shared mount)",
+        directory,
+        CHECKPOINT_DIR_ENV,
+    )
+    return (
+        Checkpoint(DirectoryStateStore(directory), namespace, encode=encode, decode=decode),
+        str(directory),
+    )

@@ -1,0 +1,74 @@
+"""What an iterated task tells its users: log lines, XComs and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._core import ItemFailure, RunStatistics
+
+#: XCom keys pushed next to ``return_value``
+SUMMARY_KEY = "iterate_summary"
+FAILURES_KEY = "iterate_failures"
+
+#: failures listed in the log and in the failures XCom (all are counted in the summary)
+MAX_REPORTED_FAILURES = 1000
+
+
+def _stats_module() -> Any:
+    try:
+        from airflow.sdk.observability import stats
+    except ImportError:  # pragma: no cover - Task SDKs without it: metrics are skipped
+        return None
+    return stats
+
+
+class Reporter:
+    def __init__(self, log: Any, context: Any) -> None:
+        self._log = log
+        self._context = context
+        ti = context["ti"]
+        self._tags = {"dag_id": ti.dag_id, "task_id": ti.task_id}
+        self._stats = _stats_module()
+
+    def progress(self, stats: RunStatistics) -> None:
+        self._log.info("Iterate progress: %s", stats.describe())
+        self._gauges(stats)
+
+    def monitor_error(self, what: str, exc: BaseException) -> None:
+        self._log.warning("Iterate %s failed (the run goes on): %s: %s", what, type(exc).__name__, exc)
+
+    def finished(self, stats: RunStatistics, failures: list[ItemFailure]) -> None:
+        self._log.info("Iterate finished: %s, in %.2fs", stats.describe(), stats.elapsed)
+        for failure in failures[:MAX_REPORTED_FAILURES]:
+            self._log.warning("Iterate item failed: %s", failure.describe())
+        if len(failures) > MAX_REPORTED_FAILURES:
+            self._log.warning("... and %d more failed items", len(failures) - MAX_REPORTED_FAILURES)
+        self._gauges(stats)
+        ti = self._context["ti"]
+        ti.xcom_push(key=SUMMARY_KEY, value=stats.as_dict())
+        if failures:
+            ti.xcom_push(
+                key=FAILURES_KEY,
+                value=[
+                    {
+                        "index": f.index,
+                        "input": f.input_repr,
+                        "error": f"{type(f.exception).__name__}: {f.exception}",
+                    }
+                    for f in failures[:MAX_REPORTED_FAILURES]
+                ],
+            )
+
+    def _gauges(self, stats: RunStatistics) -> None:
+        if self._stats is None:
+            return
+        for name, value in (
+            ("done", stats.done),
+            ("succeeded", stats.succeeded),
+            ("failed", stats.failed),
+            ("resumed", stats.resumed),
+            ("retried", stats.retried),
+            ("in_flight", stats.in_flight),
+            ("rate", stats.rate),
+        ):
+            self._stats.gauge(f"iterate.{name}", value, tags=self._tags)

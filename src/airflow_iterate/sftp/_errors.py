@@ -1,0 +1,106 @@
+"""The exceptions of the SFTP integration.
+
+Exception tree (all are :class:`airflow_iterate.IterateError`)::
+
+    SFTPPoolError                  base class of everything below
+    ├── SFTPConnectError           cannot connect: connection id not defined, server unreachable,
+    │                              login refused, host key not trusted or changed, bad key in the
+    │                              connection; the message names the connection id and what to fix
+    ├── SFTPAcquireTimeout         no client became free within ``acquire_timeout`` (also TimeoutError)
+    ├── SFTPPoolClosedError        the pool was closed
+    ├── SFTPPoolUsageError         wrong use: another event loop, bad arguments (also RuntimeError)
+    └── SFTPTransferError          one file operation failed; names the operation, the file and the
+        │                          connection id; the server's or transport's error is ``__cause__``
+        ├── SFTPFileNotFoundError   no such file or directory (also FileNotFoundError)
+        ├── SFTPPermissionError     the server refused access (also PermissionError)
+        └── SFTPConnectionLostError the connection broke mid-operation; retrying is safe (also
+                                    ConnectionError)
+"""
+
+from __future__ import annotations
+
+from .._core import IterateError
+
+__all__ = [
+    "SFTPAcquireTimeout",
+    "SFTPConnectError",
+    "SFTPConnectionLostError",
+    "SFTPFileNotFoundError",
+    "SFTPPermissionError",
+    "SFTPPoolClosedError",
+    "SFTPPoolError",
+    "SFTPPoolUsageError",
+    "SFTPTransferError",
+]
+
+
+class SFTPPoolError(IterateError):
+    """Base class of the SFTP integration's errors."""
+
+
+class SFTPConnectError(SFTPPoolError):
+    """Opening an SSH/SFTP connection failed; the message says which connection id and what to fix.
+
+    ``transient`` is true for failures that may pass by themselves (refused, timed out, reset,
+    the server dropping a connection at start-up as ``MaxStartups`` does) and false for
+    configuration errors (unknown connection id, login refused, untrusted host key, bad key).
+    """
+
+    def __init__(self, message: str, *, conn_id: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.conn_id = conn_id
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_connect_error, (str(self), self.conn_id, self.transient))
+
+
+class SFTPAcquireTimeout(SFTPPoolError, TimeoutError):
+    """No SFTP client became free within the pool's ``acquire_timeout``."""
+
+
+class SFTPPoolClosedError(SFTPPoolError):
+    """The pool was closed: no client can be borrowed from it any more."""
+
+
+class SFTPPoolUsageError(SFTPPoolError, RuntimeError):
+    """The pool was used in a way it does not support (another event loop, bad arguments)."""
+
+
+class SFTPTransferError(SFTPPoolError):
+    """A file operation failed; ``operation``, ``path`` and ``conn_id`` say which one.
+
+    The underlying error (an ``asyncssh.SFTPError``, a transport error, a local ``OSError``) is
+    ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, operation: str, path: str, conn_id: str) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.path = path
+        self.conn_id = conn_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_transfer_error, (type(self), str(self), self.operation, self.path, self.conn_id))
+
+
+class SFTPFileNotFoundError(SFTPTransferError, FileNotFoundError):
+    """The remote (or, for uploads, local) file or directory does not exist."""
+
+
+class SFTPPermissionError(SFTPTransferError, PermissionError):
+    """The server refused the operation on this file."""
+
+
+class SFTPConnectionLostError(SFTPTransferError, ConnectionError):
+    """The connection broke during the operation; nothing is known about its outcome, retry it."""
+
+
+def _rebuild_connect_error(message: str, conn_id: str, transient: bool) -> SFTPConnectError:
+    return SFTPConnectError(message, conn_id=conn_id, transient=transient)
+
+
+def _rebuild_transfer_error(
+    cls: type[SFTPTransferError], message: str, operation: str, path: str, conn_id: str
+) -> SFTPTransferError:
+    return cls(message, operation=operation, path=path, conn_id=conn_id)

@@ -1,0 +1,215 @@
+"""Retries, failure tolerance, resume, progress and bad results, through dag.test()."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+import airflow_iterate  # noqa: F401  - adds .iterate() to @task functions
+from tests.airflow._dagrun import run_dag, task_instances, xcom
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+def make_dag(dag_id: str) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False)
+
+
+def states(dag_run: Any) -> dict[str, str | None]:
+    return {task_id: state for task_id, _, state in task_instances(dag_run)}
+
+
+def test_flaky_items_succeed_through_item_retries() -> None:
+    attempts: Counter[int] = Counter()
+
+    with make_dag("flaky_items") as dag:
+
+        @task
+        async def flaky(x: int) -> int:
+            attempts[x] += 1
+            if attempts[x] < 3 and x % 4 == 0:
+                raise ConnectionResetError(f"connection reset while fetching {x}")
+            return x
+
+        flaky.iterate(x=list(range(40)), item_retries=2, item_retry_delay=0.01)
+
+    dag_run = run_dag(dag)
+    assert xcom(dag_run, "flaky") == list(range(40))
+    assert xcom(dag_run, "flaky", key="iterate_summary")["retried"] == 20
+    assert attempts[0] == 3 and attempts[1] == 1
+
+
+def test_failures_under_the_limit_succeed_and_are_reported() -> None:
+    with make_dag("tolerated") as dag:
+
+        @task
+        def parse(name: str) -> str:
+            if name.startswith("bad"):
+                raise ValueError(f"cannot parse {name}")
+            return name.upper()
+
+        parse.iterate(name=["a", "bad1", "b", "bad2"], max_failures=0.5)
+
+    dag_run = run_dag(dag)
+    assert dag_run.state == "success"
+    assert xcom(dag_run, "parse") == ["A", None, "B", None]
+    assert xcom(dag_run, "parse", key="iterate_failures") == [
+        {"index": 1, "input": "'bad1'", "error": "ValueError: cannot parse bad1"},
+        {"index": 3, "input": "'bad2'", "error": "ValueError: cannot parse bad2"},
+    ]
+    summary = xcom(dag_run, "parse", key="iterate_summary")
+    assert (summary["succeeded"], summary["failed"], summary["total"]) == (2, 2, 4)
+
+
+def test_failures_over_the_limit_fail_the_task(capfd: pytest.CaptureFixture[str]) -> None:
+    with make_dag("over_limit") as dag:
+
+        @task
+        def parse(name: str) -> str:
+            if name.startswith("bad"):
+                raise ValueError(f"cannot parse {name}")
+            return name
+
+        parse.iterate(name=["a", "bad1", "bad2", "bad3"], max_failures=2, concurrency=1)
+
+    dag_run = run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    assert states(dag_run)["parse"] == "failed"
+    assert "3 item(s) of 4 failed" in logs and "item 1 (input 'bad1')" in logs
+
+
+def test_a_retried_task_resumes_instead_of_starting_over() -> None:
+    calls: Counter[int] = Counter()
+
+    with make_dag("resume_after_retry") as dag:
+
+        @task(retries=1, retry_delay=dt.timedelta(seconds=0))
+        async def download(n: int, ti: Any = None) -> str:
+            calls[n] += 1
+            if ti.try_number == 1 and n >= 60:
+                raise ConnectionError("server dropped the connection")
+            await asyncio.sleep(0)
+            return f"file-{n}"
+
+        download.iterate(n=list(range(100)), concurrency=1)
+
+    dag_run = run_dag(dag)
+    assert dag_run.state == "success"
+    assert xcom(dag_run, "download") == [f"file-{n}" for n in range(100)]
+    # try 1 succeeded for 0..59 and stopped at 60; try 2 ran only 60..99
+    assert all(calls[n] == 1 for n in range(60)), calls
+    assert calls[60] == 2 and all(calls[n] == 1 for n in range(61, 100))
+    assert xcom(dag_run, "download", key="iterate_summary")["resumed"] == 60
+
+
+def test_checkpoint_false_starts_over() -> None:
+    calls: Counter[int] = Counter()
+
+    with make_dag("no_checkpoint") as dag:
+
+        @task(retries=1, retry_delay=dt.timedelta(seconds=0))
+        def work(n: int, ti: Any = None) -> int:
+            calls[n] += 1
+            if ti.try_number == 1 and n == 9:
+                raise ConnectionError("boom")
+            return n
+
+        work.iterate(n=list(range(10)), concurrency=1, checkpoint=False)
+
+    assert run_dag(dag).state == "success"
+    assert calls[0] == 2
+
+
+def test_airflow_skip_from_an_item_skips_the_task() -> None:
+    with make_dag("item_skips") as dag:
+
+        @task(retries=2)
+        def maybe(n: int) -> int:
+            if n == 2:
+                raise AirflowSkipException("nothing new upstream")
+            return n
+
+        maybe.iterate(n=[0, 1, 2, 3], item_retries=3, concurrency=1)
+
+    assert states(run_dag(dag))["maybe"] == "skipped"
+
+
+def test_airflow_fail_from_an_item_fails_the_task_without_retries() -> None:
+    calls: Counter[int] = Counter()
+
+    with make_dag("item_fails_hard") as dag:
+
+        @task(retries=3, retry_delay=dt.timedelta(seconds=0))
+        def strict(n: int) -> int:
+            calls[n] += 1
+            if n == 1:
+                raise AirflowFailException("credentials revoked")
+            return n
+
+        strict.iterate(n=[0, 1, 2], item_retries=3, max_failures=None, concurrency=1)
+
+    dag_run = run_dag(dag)
+    assert states(dag_run)["strict"] == "failed"
+    assert calls[1] == 1  # neither an item retry nor a task retry
+
+
+def test_progress_lines_appear_in_the_task_log(capfd: pytest.CaptureFixture[str]) -> None:
+    with make_dag("progress") as dag:
+
+        @task
+        async def tick(n: int) -> int:
+            await asyncio.sleep(0.002)  # ~0.6 s of work in all, many progress intervals
+            return n
+
+        tick.iterate(n=list(range(300)), concurrency=1, progress_interval=0.05)
+
+    run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    progress = [line for line in logs.splitlines() if "Iterate progress:" in line]
+    assert len(progress) >= 3
+    assert "/ 300 done" in progress[0] and "items/s" in progress[0]
+    assert "Iterate finished: 300 / 300 done" in logs
+
+
+def test_an_unserializable_result_names_its_item(capfd: pytest.CaptureFixture[str]) -> None:
+    with make_dag("unserializable") as dag:
+
+        @task
+        def opaque(n: int) -> Any:
+            return object() if n == 2 else n
+
+        opaque.iterate(n=[0, 1, 2, 3])
+
+    dag_run = run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    assert states(dag_run)["opaque"] == "failed"
+    assert "item 2 (input 2)" in logs and "cannot be stored as an XCom" in logs
+
+
+def test_max_items_guards_against_a_runaway_input(capfd: pytest.CaptureFixture[str]) -> None:
+    calls: list[int] = []
+
+    with make_dag("max_items") as dag:
+
+        @task
+        def many() -> list[int]:
+            return list(range(11))
+
+        @task
+        def each(n: int) -> int:
+            calls.append(n)
+            return n
+
+        each.iterate(n=many(), max_items=10)
+
+    dag_run = run_dag(dag)
+    assert states(dag_run)["each"] == "failed"
+    assert calls == []
+    assert "11 items, over max_items=10" in "".join(capfd.readouterr())
