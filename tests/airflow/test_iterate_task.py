@@ -330,3 +330,35 @@ def test_the_dag_serializes_with_one_unmapped_iterate_task() -> None:
     assert op.operator_name == "@task.iterate"
     assert op.upstream_task_ids == {"files"}
     assert op.doc_md == "Fetch one file."
+
+
+def test_the_output_of_a_mapped_task_is_read_page_by_page() -> None:
+    from airflow_iterate._airflow import _streaming
+
+    with make_dag("mapped_upstream") as dag:
+
+        @task
+        def part(n: int) -> str:
+            return f"p{n}"
+
+        @task
+        async def use(name: str, iterate_index: int | None = None) -> str:
+            return f"{iterate_index}:{name}"
+
+        use.iterate(name=part.expand(n=list(range(25))))
+
+    pages: list[int] = []
+    real_pages = _streaming._pages
+
+    def recorded_pages(sequence: Any, size: int) -> Any:
+        for page in real_pages(sequence, size):
+            pages.append(len(page))
+            yield page
+
+    _streaming._pages, _streaming.PAGE_SIZE = recorded_pages, 4  # several pages, a short last one
+    try:
+        dag_run = run_dag(dag)
+    finally:
+        _streaming._pages, _streaming.PAGE_SIZE = real_pages, 1000
+    assert xcom(dag_run, "use") == [f"{i}:p{i}" for i in range(25)]
+    assert pages == [4, 4, 4, 4, 4, 4, 1]

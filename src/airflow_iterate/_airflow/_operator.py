@@ -24,6 +24,7 @@ from ._checkpointing import open_checkpoint
 from ._python import ItemInvoker
 from ._reporting import Reporter
 from ._settings import IterateSettings
+from ._streaming import stream
 
 InputKind = Literal["product", "kwargs"]
 
@@ -131,8 +132,8 @@ class IterateOperator(BaseOperator):
     def _items(self) -> Iterator[dict[str, Any]]:
         value = self.iterate_input
         if self.input_kind == "kwargs":
-            return kwargs_stream(value, name="kwargs")
-        named = {name: check_iterable(name, v) for name, v in value.items()}
+            return kwargs_stream(stream(value), name="kwargs")
+        named = {name: stream(check_iterable(name, v)) for name, v in value.items()}
         return cross_product(named)
 
     def _take_over_timeout(self) -> float | None:
