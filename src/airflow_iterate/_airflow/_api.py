@@ -9,10 +9,16 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.bases.decorator import _TaskDecorator, get_unique_task_id
+from airflow.sdk.definitions.mappedoperator import (
+    OperatorPartial,
+    prevent_duplicates,
+    validate_mapping_kwargs,
+)
 
 from .._core import IterateUsageError, short_repr
-from ._operator import IterateOperator
-from ._python import ITERATE_INDEX_KEY
+from ._classic import _ClassicIterateOperator
+from ._item_context import ITERATE_INDEX_KEY
+from ._operator import _PythonIterateOperator
 from ._settings import DEFAULT_MAX_ITEMS, OPTION_NAMES, IterateSettings
 
 # PythonOperator arguments a @task may carry that have no per-item meaning in iterate().
@@ -65,8 +71,11 @@ def iterate(
     :param rate_limit: item starts across the whole task, like ``"200/s"`` or ``"30/min"``
     :param max_items: refuse inputs with more items than this (None: no limit)
     """
-    decorated = _require_task(task, "iterate")
-    _refuse_option_clashes(decorated)  # first: such a parameter's values were taken as options
+    if isinstance(task, OperatorPartial):
+        task._expand_called = True  # used here, even if iterate() then refuses its arguments
+        _refuse_operator_option_clashes(task)
+    else:
+        _refuse_option_clashes(_require_task(task, "iterate"))  # first: such values were taken as options
     settings = IterateSettings(
         concurrency=concurrency,
         item_retries=item_retries,
@@ -82,9 +91,13 @@ def iterate(
     )
     if not iterables:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
-    _validate_names(decorated, "iterate", iterables)
     for name, value in iterables.items():
         _require_iterable_argument("iterate", name, value)
+    if isinstance(task, OperatorPartial):
+        _validate_operator_names(task, "iterate", iterables)
+        return _build_classic(task, iterables, "product", settings)
+    decorated = _require_task(task, "iterate")
+    _validate_names(decorated, "iterate", iterables)
     return _build(decorated, iterables, "product", settings)
 
 
@@ -100,7 +113,9 @@ def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
             f"the options are {', '.join(sorted(OPTION_NAMES))}"
         )
     settings = IterateSettings(**options)
-    decorated = _require_task(task, "iterate_kwargs")
+    decorated = None if isinstance(task, OperatorPartial) else _require_task(task, "iterate_kwargs")
+    if decorated is None:
+        task._expand_called = True
     if isinstance(kwargs, XComArg):
         pass
     elif isinstance(kwargs, Mapping) or not isinstance(kwargs, Sequence) or isinstance(kwargs, str):
@@ -117,7 +132,12 @@ def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
                     f"iterate_kwargs() element {index} is {type(element).__name__} {short_repr(element)}; "
                     "expected a dict of keyword arguments (or an XComArg resolving to one)"
                 )
-            _validate_names(decorated, "iterate_kwargs", dict(element))
+            if decorated is None:
+                _validate_operator_names(task, "iterate_kwargs", dict(element))
+            else:
+                _validate_names(decorated, "iterate_kwargs", dict(element))
+    if decorated is None:
+        return _build_classic(task, kwargs, "kwargs", settings)
     return _build(decorated, kwargs, "kwargs", settings)
 
 
@@ -127,7 +147,7 @@ def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
 def _require_task(task: Any, func: str) -> _TaskDecorator[Any, Any, Any]:
     if not isinstance(task, _TaskDecorator):
         raise IterateUsageError(
-            f"{func}() takes a @task-decorated function (or its .partial(...)), got "
+            f"{func}() takes a @task-decorated function or an operator's .partial(...), got "
             f"{type(task).__name__} {short_repr(task)}"
         )
     from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
@@ -166,6 +186,45 @@ def _validate_names(task: _TaskDecorator[Any, Any, Any], func: str, kwargs: dict
         )
 
 
+def _operator_parameters(operator_class: type) -> set[str]:
+    names: set[str] = set()
+    for klass in operator_class.mro():
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names.update(inspect.signature(init).parameters)
+    return names - {"self", "args", "kwargs"}
+
+
+def _refuse_operator_option_clashes(partial: OperatorPartial) -> None:
+    clashes = sorted(OPTION_NAMES.intersection(_operator_parameters(partial.operator_class)))
+    if clashes:
+        names = ", ".join(repr(c) for c in clashes)
+        raise IterateUsageError(
+            f"{partial.operator_class.__name__} has argument(s) {names} with the same name as iterate() "
+            f"options; use .iterate_kwargs([{{{clashes[0]!r}: ...}}, ...]) to pass per-item values"
+        )
+
+
+def _validate_operator_names(partial: OperatorPartial, func: str, kwargs: dict[str, Any]) -> None:
+    if ITERATE_INDEX_KEY in kwargs:
+        raise IterateUsageError(f"cannot call {func}() on {ITERATE_INDEX_KEY!r}: it is set per item")
+    try:
+        validate_mapping_kwargs(partial.operator_class, "partial", kwargs)  # names only, as expand does
+    except (TypeError, ValueError) as exc:
+        raise IterateUsageError(str(exc).replace(".partial()", f".{func}()", 1)) from exc
+    try:
+        reason = f"{func}() got an argument already given to .partial()"
+        prevent_duplicates(partial.kwargs, kwargs, fail_reason=reason)
+    except TypeError as exc:
+        raise IterateUsageError(str(exc)) from exc
+    if partial.kwargs.get("deferrable") or partial.kwargs.get("start_from_trigger"):
+        raise IterateUsageError(
+            f"{partial.operator_class.__name__} is deferrable here, and deferring hands work to the "
+            "triggerer; iterate() runs every item on the worker, concurrently: pass deferrable=False "
+            "in .partial(...)"
+        )
+
+
 def _require_iterable_argument(func: str, name: str, value: Any) -> None:
     if isinstance(value, XComArg):
         return
@@ -201,7 +260,7 @@ def _build(
     operator_kwargs["task_id"] = get_unique_task_id(
         operator_kwargs["task_id"], operator_kwargs.get("dag"), operator_kwargs.get("task_group")
     )
-    operator = IterateOperator(
+    operator = _PythonIterateOperator(
         python_callable=task.function,
         iterate_input=iterate_input,
         input_kind=input_kind,  # type: ignore[arg-type]
@@ -212,6 +271,30 @@ def _build(
     )
     if task.function.__doc__ and not (operator.doc_md or operator.doc):
         operator.doc_md = task.function.__doc__
+    return XComArg(operator)
+
+
+def _build_classic(
+    partial: OperatorPartial, iterate_input: Any, input_kind: str, settings: IterateSettings
+) -> XComArg:
+    operator_kwargs = dict(partial.kwargs)
+    task_kwargs = {
+        key: operator_kwargs.pop(key)
+        for key in ("task_id", "dag", "task_group", "start_date", "end_date")
+        if key in operator_kwargs
+    }
+    task_kwargs.update({k: v for k, v in operator_kwargs.items() if k in _BASE_OPERATOR_ARGS})
+    item_kwargs = {k: v for k, v in operator_kwargs.items() if k not in _BASE_OPERATOR_ARGS}
+    operator = _ClassicIterateOperator(
+        item_operator_class=partial.operator_class,
+        operator_kwargs=item_kwargs,
+        iterate_input=iterate_input,
+        input_kind=input_kind,  # type: ignore[arg-type]
+        settings=settings,
+        operator_name=f"{partial.operator_class.__name__}.iterate",
+        params=partial.params,
+        **task_kwargs,
+    )
     return XComArg(operator)
 
 
@@ -226,5 +309,6 @@ def install() -> None:
 
     iterate_method.__doc__ = iterate.__doc__
     iterate_kwargs_method.__doc__ = iterate_kwargs.__doc__
-    _TaskDecorator.iterate = iterate_method  # type: ignore[attr-defined]
-    _TaskDecorator.iterate_kwargs = iterate_kwargs_method  # type: ignore[attr-defined]
+    for cls in (_TaskDecorator, OperatorPartial):
+        cls.iterate = iterate_method  # type: ignore[attr-defined]
+        cls.iterate_kwargs = iterate_kwargs_method  # type: ignore[attr-defined]

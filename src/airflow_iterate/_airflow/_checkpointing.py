@@ -35,12 +35,15 @@ def fallback_directory() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "iterate-checkpoints"
 
 
-def open_checkpoint(context: Mapping[str, Any], log: Any) -> tuple[Checkpoint, str]:
+def open_checkpoint(
+    context: Mapping[str, Any], log: Any, *, extras: Callable[[int], Any] | None = None
+) -> tuple[Checkpoint, str]:
     """The checkpoint of this task instance and a description of where it lives."""
     encode, decode = _serde()
     store = context.get("task_state_store")
     if store is not None:
-        return Checkpoint(store, NAMESPACE, encode=encode, decode=decode), "the task state store"
+        checkpoint = Checkpoint(store, NAMESPACE, encode=encode, decode=decode, extras=extras)
+        return checkpoint, "the task state store"
     ti = context["ti"]
     directory = fallback_directory()
     namespace = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
@@ -51,6 +54,6 @@ def open_checkpoint(context: Mapping[str, Any], log: Any) -> tuple[Checkpoint, s
         CHECKPOINT_DIR_ENV,
     )
     return (
-        Checkpoint(DirectoryStateStore(directory), namespace, encode=encode, decode=decode),
+        Checkpoint(DirectoryStateStore(directory), namespace, encode=encode, decode=decode, extras=extras),
         str(directory),
     )

@@ -21,6 +21,7 @@ from .._core import (
     short_repr,
 )
 from ._checkpointing import open_checkpoint
+from ._item_context import ItemXComs
 from ._python import ItemInvoker
 from ._reporting import Reporter
 from ._settings import IterateSettings
@@ -38,46 +39,47 @@ AIRFLOW_CONTROL_EXCEPTIONS = (AirflowFailException, AirflowSkipException)
 
 
 class IterateOperator(BaseOperator):
-    """Runs a Python callable once per item of ``iterate_input``, concurrently, in this task instance.
+    """One task instance that runs something once per item of ``iterate_input``, concurrently.
 
-    Built by ``task.iterate(...)`` / ``task.iterate_kwargs(...)``; DAG authors do not create it
-    directly. Its return value (the XCom ``return_value``) is the list of per-item results in
-    input order.
+    Built by ``task.iterate(...)`` (a @task function) or ``SomeOperator.partial(...).iterate(...)``
+    (an operator class); DAG authors do not create it directly. Its return value (the XCom
+    ``return_value``) is the list of per-item results in input order.
     """
 
-    template_fields = ("iterate_input", "static_kwargs")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"iterate_input": "py", "static_kwargs": "py"}
     ui_color = "#d7ecf9"
-    # since the callable is never mutated, a shallow copy suffices (and works for any callable)
-    shallow_copy_attrs = ("python_callable",)
 
     def __init__(
         self,
         *,
-        python_callable: Callable[..., Any],
         iterate_input: Any,
         input_kind: InputKind,
-        static_kwargs: Mapping[str, Any] | None = None,
         settings: IterateSettings | None = None,
         operator_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.python_callable = python_callable
         self.iterate_input = iterate_input
         self.input_kind = input_kind
-        self.static_kwargs = dict(static_kwargs or {})
         self.settings = settings or IterateSettings()
         if operator_name:
             self.custom_operator_name = operator_name
         # A list result is never unrolled into separate XComs, whatever the function's annotation.
         self.multiple_outputs = False
 
+    def _make_invoker(self, context: Any, sink: ItemXComs) -> Any:
+        """The per-item callable (``invoker(index, item_kwargs)``, with an ``is_async`` flag)."""
+        raise NotImplementedError
+
+    def _resolved_input(self, context: Any) -> Any:
+        return self.iterate_input
+
     # -- execution ----------------------------------------------------------------------------
 
     def execute(self, context: Any) -> list[Any]:
         settings = self.settings
-        invoker = ItemInvoker(self.python_callable, self.static_kwargs, context)
+        sink = ItemXComs()
+        iterate_input = self._resolved_input(context)
+        invoker = self._make_invoker(context, sink)
         options = settings.run_options(
             concurrency=settings.default_concurrency(invoker.is_async),
             timeout=self._take_over_timeout(),
@@ -85,8 +87,10 @@ class IterateOperator(BaseOperator):
         )
         checkpoint = resume = None
         if settings.checkpoint:
-            checkpoint, location = open_checkpoint(context, self.log)
+            checkpoint, location = open_checkpoint(context, self.log, extras=sink.of_item)
             resume = checkpoint.load()
+            for index, pushed in checkpoint.loaded_extras.items():
+                sink.restore(index, pushed)
             if resume:
                 self.log.info(
                     "Resuming: %d item(s) succeeded in an earlier attempt (checkpoint in %s) and are not "
@@ -107,16 +111,16 @@ class IterateOperator(BaseOperator):
             progress_interval=settings.seconds("progress_interval"),
             on_monitor_error=reporter.monitor_error,
         )
-        total = _total(self.iterate_input, self.input_kind)
+        total = _total(iterate_input, self.input_kind)
         self.log.info(
             "Iterating %s over %s item(s), up to %d at a time (%s)",
-            getattr(self.python_callable, "__name__", "callable"),
+            self.operator_name,
             "an unknown number of" if total is None else f"{total:,}",
             options.concurrency,
             "one event loop" if invoker.is_async else "thread pool",
         )
         try:
-            results = runner.run(self._items(), total=total)
+            results = runner.run(self._items(iterate_input), total=total)
         except IterateTimeoutError as exc:
             raise AirflowTaskTimeout(str(exc)) from exc
         finally:
@@ -126,11 +130,14 @@ class IterateOperator(BaseOperator):
                     runner.changed_inputs,
                 )
             reporter.finished(runner.statistics(), runner.failures)
-        _require_serializable(results, self._items())
+            stats = runner.statistics()
+            pushed = sink.publish(context["ti"], stats.started + stats.resumed)
+            if pushed:
+                self.log.info("XComs pushed by items, as one list per key in input order: %s", pushed)
+        _require_serializable(results, self._items(iterate_input))
         return results
 
-    def _items(self) -> Iterator[dict[str, Any]]:
-        value = self.iterate_input
+    def _items(self, value: Any) -> Iterator[dict[str, Any]]:
         if self.input_kind == "kwargs":
             return kwargs_stream(stream(value), name="kwargs")
         named = {name: stream(check_iterable(name, v)) for name, v in value.items()}
@@ -152,6 +159,29 @@ class IterateOperator(BaseOperator):
                 budget = remaining
                 signal.setitimer(signal.ITIMER_REAL, remaining + CLEANUP_GRACE_SECONDS)
         return max(budget, 1e-3)
+
+
+class _PythonIterateOperator(IterateOperator):
+    """Iterates a @task function: ``python_callable(**static_kwargs, **item_kwargs)`` per item."""
+
+    template_fields = ("iterate_input", "static_kwargs")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"iterate_input": "py", "static_kwargs": "py"}
+    # since the callable is never mutated, a shallow copy suffices (and works for any callable)
+    shallow_copy_attrs = ("python_callable",)
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        static_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.python_callable = python_callable
+        self.static_kwargs = dict(static_kwargs or {})
+
+    def _make_invoker(self, context: Any, sink: ItemXComs) -> ItemInvoker:
+        return ItemInvoker(self.python_callable, self.static_kwargs, context, sink)
 
 
 def _require_serializable(results: list[Any], items: Iterator[dict[str, Any]]) -> None:

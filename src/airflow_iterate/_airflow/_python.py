@@ -13,8 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-#: key under which an item finds its position in the input, in its context and as a parameter
-ITERATE_INDEX_KEY = "iterate_index"
+from ._item_context import ITERATE_INDEX_KEY, ItemTaskInstance, ItemXComs, item_context
 
 
 def unwrap(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -40,7 +39,8 @@ class ItemInvoker:
     """Builds the keyword arguments of one item and calls the function with them.
 
     ``context`` is the task's context; every item gets its own shallow copy of it (with its
-    ``iterate_index``) when the function asks for context values, so items share no state.
+    ``iterate_index`` and its own task-instance view) when the function asks for context values,
+    so items share no state.
     """
 
     def __init__(
@@ -48,10 +48,12 @@ class ItemInvoker:
         function: Callable[..., Any],
         static_kwargs: Mapping[str, Any],
         context: Mapping[str, Any],
+        sink: ItemXComs,
     ) -> None:
         self.function = function
         self._static = dict(static_kwargs)
         self._context = context
+        self._sink = sink
         parameters = inspect.signature(function).parameters
         self._takes_everything = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         available = set(context) | {ITERATE_INDEX_KEY}
@@ -61,15 +63,20 @@ class ItemInvoker:
 
     def kwargs_for(self, index: int, item_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         if self._takes_everything:
-            merged = dict(self._context)
-            merged[ITERATE_INDEX_KEY] = index
+            merged = item_context(self._context, index, self._sink)
             merged.update(self._static)
             merged.update(item_kwargs)
             return merged
         kwargs = {**self._static, **item_kwargs}
         for name in self._context_names:
-            if name not in kwargs:
-                kwargs[name] = index if name == ITERATE_INDEX_KEY else self._context[name]
+            if name in kwargs:
+                continue
+            if name == ITERATE_INDEX_KEY:
+                kwargs[name] = index
+            elif name in ("ti", "task_instance"):
+                kwargs[name] = ItemTaskInstance(self._context[name], index, self._sink)
+            else:
+                kwargs[name] = self._context[name]
         return kwargs
 
     def __call__(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:

@@ -59,8 +59,13 @@ class Checkpoint:
         *,
         encode: Callable[[Any], Any] = _identity,
         decode: Callable[[Any], Any] = _identity,
+        extras: Callable[[int], Any] | None = None,
     ) -> None:
+        """``extras(index)``, when given, is stored with each row (encoded like results) and comes
+        back from :meth:`load` in :attr:`loaded_extras`: data an item produced besides its result."""
         self._store = store
+        self._extras = extras
+        self.loaded_extras: dict[int, Any] = {}
         self._prefix = f"airflow_iterate/{namespace}/"
         self._encode = encode
         self._decode = decode
@@ -103,6 +108,8 @@ class Checkpoint:
             rows = json.loads(zlib.decompress(base64.b64decode(blob)))
             for index, digest, result in zip(rows["i"], rows["h"], rows["r"], strict=True):
                 done[index] = (digest, self._decode(result))
+            for index, extra in rows.get("x", {}).items():
+                self.loaded_extras[int(index)] = self._decode(extra)
         return done
 
     # -- writing ----------------------------------------------------------------------------------
@@ -125,17 +132,25 @@ class Checkpoint:
             indexes: list[int] = []
             digests: list[int] = []
             results: list[Any] = []
+            extras: dict[str, Any] = {}
             for index, item, result in batch:
                 try:
                     encoded = self._encode(result)
-                    json.dumps(encoded)
+                    extra = self._extras(index) if self._extras is not None else None
+                    encoded_extra = None if extra is None else self._encode(extra)
+                    json.dumps([encoded, encoded_extra])
                 except Exception:
                     self.unencodable += 1
                     continue
                 indexes.append(index)
                 digests.append(input_digest(item))
                 results.append(encoded)
-            payload = json.dumps({"i": indexes, "h": digests, "r": results}, separators=(",", ":"))
+                if encoded_extra is not None:
+                    extras[str(index)] = encoded_extra
+            rows: dict[str, Any] = {"i": indexes, "h": digests, "r": results}
+            if extras:
+                rows["x"] = extras
+            payload = json.dumps(rows, separators=(",", ":"))
             blob = base64.b64encode(zlib.compress(payload.encode(), 6)).decode("ascii")
             chunks = [blob[i : i + self.PIECE_CHARS] for i in range(0, len(blob), self.PIECE_CHARS)] or [""]
             batch_no = self._next_batch

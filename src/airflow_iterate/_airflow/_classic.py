@@ -1,0 +1,121 @@
+"""``SomeOperator.partial(...).iterate(...)``: an operator instance per item, in one task instance.
+
+Per item, exactly what a mapped task instance would do, minus the process and the scheduler:
+build the operator from the merged arguments, render its templates against the item's own
+context copy, then ``execute(context)`` on the thread pool — or ``await aexecute(context)`` on
+the shared event loop for async-capable operators.
+
+Arguments here are not templated at the task level: XComArgs in them are resolved, and Jinja
+strings are rendered by each item's operator, once, with that item's context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from airflow.sdk import XComArg
+from airflow.sdk.exceptions import TaskDeferred
+
+from .._core import IterateUsageError
+from ._item_context import ItemXComs, item_context
+from ._operator import IterateOperator
+from ._python import is_async_callable
+
+
+def _resolve(value: Any, context: Any) -> Any:
+    """Resolve XComArgs anywhere in ``value`` (lists, tuples, dicts), leaving the rest as it is."""
+    if isinstance(value, XComArg):
+        return value.resolve(context)
+    if isinstance(value, dict):
+        return {k: _resolve(v, context) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve(v, context) for v in value)
+    return value
+
+
+def is_async_operator(operator_class: type, static_kwargs: Mapping[str, Any]) -> bool:
+    """Whether instances run through ``aexecute`` on the event loop.
+
+    Decided once per task from the class and the fixed arguments, because the engine (event loop
+    or threads) is chosen before the first item exists: a PythonOperator is async when its fixed
+    ``python_callable`` is, any other operator when the class says ``is_async``.
+    """
+    if "python_callable" in static_kwargs:
+        return is_async_callable(static_kwargs["python_callable"])
+    flag = getattr(operator_class, "is_async", False)
+    if isinstance(flag, property):
+        # A property needs an instance; BaseAsyncOperator's answers True for every instance.
+        getter = flag.fget
+        return bool(
+            getter is not None and getattr(getter, "__qualname__", "") == "BaseAsyncOperator.is_async"
+        )
+    return bool(flag)
+
+
+class OperatorItemInvoker:
+    def __init__(self, owner: _ClassicIterateOperator, context: Any, sink: ItemXComs) -> None:
+        self._owner = owner
+        self._context = context
+        self._sink = sink
+        self._kwargs = _resolve(owner.operator_kwargs, context)
+        self.is_async = is_async_operator(owner.item_operator_class, self._kwargs)
+
+    def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        owner = self._owner
+        operator = owner.item_operator_class(
+            task_id=owner.task_id,
+            dag=owner.dag,
+            params=owner.params,
+            **self._kwargs,
+            **item_kwargs,
+            _airflow_from_mapped=True,  # not added to the DAG: this task stands for all of them
+        )
+        context = item_context(self._context, index, self._sink, task=operator)
+        operator.render_template_fields(context)
+        return operator, context
+
+    def __call__(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:
+        if self.is_async:
+            return self._run_async(index, item_kwargs)
+        operator, context = self._build(index, item_kwargs)
+        try:
+            return operator.execute(context)
+        except TaskDeferred as exc:
+            raise _deferred(operator) from exc
+
+    async def _run_async(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:
+        operator, context = self._build(index, item_kwargs)
+        try:
+            return await operator.aexecute(context)
+        except TaskDeferred as exc:
+            raise _deferred(operator) from exc
+
+
+def _deferred(operator: Any) -> IterateUsageError:
+    return IterateUsageError(
+        f"{type(operator).__name__} deferred to the triggerer, which an iterated item cannot do; "
+        "pass deferrable=False in .partial(...) (iterate already runs items concurrently on the worker)"
+    )
+
+
+class _ClassicIterateOperator(IterateOperator):
+    """Iterates an operator class: one instance per item, from the partial and item arguments."""
+
+    template_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, *, item_operator_class: type, operator_kwargs: Mapping[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.item_operator_class = item_operator_class
+        self.operator_kwargs = dict(operator_kwargs)
+        # Not template fields (items render their own templates), so upstreams are set here.
+        XComArg.apply_upstream_relationship(self, self.operator_kwargs)
+        XComArg.apply_upstream_relationship(self, self.iterate_input)
+
+    def _resolved_input(self, context: Any) -> Any:
+        return _resolve(self.iterate_input, context)
+
+    def _make_invoker(self, context: Any, sink: ItemXComs) -> OperatorItemInvoker:
+        return OperatorItemInvoker(self, context, sink)
