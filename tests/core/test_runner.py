@@ -14,6 +14,7 @@ import pytest
 from airflow_iterate._core import (
     ItemRunner,
     ItemsFailedError,
+    IterateCancelledError,
     IterateTimeoutError,
     IterateUsageError,
 )
@@ -291,3 +292,56 @@ def test_empty_input_gives_an_empty_result() -> None:
 
     assert ItemRunner(call, concurrency=4, is_async=True).run([]) == []
     assert ItemRunner(lambda i, x: x, concurrency=4, is_async=False).run([]) == []
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+
+def test_cancel_from_another_thread_runs_async_cleanup_and_reports_counts() -> None:
+    cleaned: list[int] = []
+    started = threading.Event()
+    runner: ItemRunner[int, int]
+
+    async def call(index: int, item: int) -> int:
+        if index < 10:
+            return item
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(index)
+        return item  # pragma: no cover
+
+    runner = ItemRunner(call, concurrency=4, is_async=True)
+    canceller = threading.Thread(target=lambda: started.wait(10) and runner.cancel("the task was killed"))
+    canceller.start()
+    with pytest.raises(IterateCancelledError) as info:
+        runner.run(range(100))
+    canceller.join()
+    assert info.value.completed == 10 and info.value.cancelled == 4
+    assert sorted(cleaned) == [10, 11, 12, 13]
+    assert "the task was killed" in str(info.value)
+
+
+def test_cancel_stops_a_threaded_run_after_in_flight_items_finish() -> None:
+    release = threading.Event()
+    started = threading.Event()
+    runner: ItemRunner[int, int]
+
+    def call(index: int, item: int) -> int:
+        if index >= 2:
+            started.set()
+            release.wait(10)
+        return item
+
+    runner = ItemRunner(call, concurrency=2, is_async=False)
+
+    def cancel_then_release() -> None:
+        started.wait(10)
+        runner.cancel("stop")
+        release.set()
+
+    threading.Thread(target=cancel_then_release).start()
+    with pytest.raises(IterateCancelledError):
+        runner.run(range(100))
+    assert runner.statistics().started <= 4

@@ -17,6 +17,7 @@ from ._checkpoint import Checkpoint, DirectoryStateStore, StateStore, input_dige
 from ._errors import (
     ItemFailure,
     ItemsFailedError,
+    IterateCancelledError,
     IterateError,
     IterateInputError,
     IterateTimeoutError,
@@ -35,6 +36,7 @@ __all__ = [
     "ItemFailure",
     "ItemRunner",
     "ItemsFailedError",
+    "IterateCancelledError",
     "IterateError",
     "IterateInputError",
     "IterateTimeoutError",

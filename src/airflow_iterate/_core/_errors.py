@@ -10,8 +10,10 @@ Exception tree::
     │                             expected, ...; raised before the first item starts
     ├── ItemsFailedError          items raised; ``failures`` holds each one's index, input and
     │                             exception; raised after in-flight items finished
-    └── IterateTimeoutError       the deadline passed; in-flight items were cancelled and their
-                                  cleanup ran; ``completed`` tells how many had finished
+    ├── IterateTimeoutError       the deadline passed; in-flight items were cancelled and their
+    │                             cleanup ran; ``completed`` tells how many had finished
+    └── IterateCancelledError     the run was cancelled (the task was killed); in-flight items were
+                                  cancelled and their cleanup ran
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 __all__ = [
     "ItemFailure",
     "ItemsFailedError",
+    "IterateCancelledError",
     "IterateError",
     "IterateInputError",
     "IterateTimeoutError",
@@ -84,4 +87,17 @@ class IterateTimeoutError(IterateError):
         super().__init__(
             f"timed out after {timeout:g}s: {completed} item(s) completed, {cancelled} in-flight item(s) "
             "cancelled; raise the timeout or the concurrency, or split the input"
+        )
+
+
+class IterateCancelledError(IterateError):
+    """The run was cancelled from outside (e.g. the task was killed) and stopped cleanly."""
+
+    def __init__(self, reason: str, *, completed: int, cancelled: int) -> None:
+        self.reason = reason
+        self.completed = completed
+        self.cancelled = cancelled
+        super().__init__(
+            f"{reason}: {completed} item(s) completed, {cancelled} in-flight item(s) cancelled after "
+            "their cleanup ran; a rerun resumes from the checkpoint"
         )

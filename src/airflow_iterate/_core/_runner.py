@@ -36,6 +36,7 @@ from ._checkpoint import Checkpoint, input_digest
 from ._errors import (
     ItemFailure,
     ItemsFailedError,
+    IterateCancelledError,
     IterateInputError,
     IterateTimeoutError,
     IterateUsageError,
@@ -132,10 +133,16 @@ class ItemRunner(Generic[T, R]):
         self._changed_inputs = 0
         self._in_flight = 0
         self._peak = 0
+        self._cancelled_items = 0
         self._t0: float | None = None
         self._t_end: float | None = None
         self._used = False
         self._lock = threading.Lock()  # guards counters and results in the thread engine
+        self._cancel_reason: str | None = None
+        self._cancelled_event = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._main: asyncio.Future[list[R]] | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -147,6 +154,22 @@ class ItemRunner(Generic[T, R]):
     def changed_inputs(self) -> int:
         """Items found in ``resume`` whose input differed, so they ran again."""
         return self._changed_inputs
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop the run from any thread (or a signal handler): no new item starts, in-flight async
+        items are cancelled and their cleanup runs, then the run raises IterateCancelledError."""
+        self._cancel_reason = self._cancel_reason or reason
+        self._stop = True
+        self._cancelled_event.set()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None and not loop.is_closed():
+            try:
+                if threading.get_ident() == self._loop_thread:
+                    main.cancel()  # in a signal handler on the loop thread itself
+                else:
+                    loop.call_soon_threadsafe(main.cancel)
+            except RuntimeError:  # the loop just closed: nothing left to cancel
+                pass
 
     def statistics(self) -> RunStatistics:
         now = self._t_end if self._t_end is not None else time.monotonic()
@@ -301,6 +324,22 @@ class ItemRunner(Generic[T, R]):
     # -- async engine -------------------------------------------------------------------------
 
     async def _run_async(self, source: Iterator[tuple[int, T]]) -> list[R]:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._main = asyncio.ensure_future(self._supervise(source))
+        if self._cancel_reason is not None:  # cancelled before the loop existed
+            self._main.cancel()
+        try:
+            return await self._main
+        except asyncio.CancelledError:
+            if self._cancel_reason is None:
+                raise
+            self._t_end = time.monotonic()
+            raise IterateCancelledError(
+                self._cancel_reason, completed=self._succeeded, cancelled=self._cancelled_items
+            ) from None
+
+    async def _supervise(self, source: Iterator[tuple[int, T]]) -> list[R]:
         workers = [
             asyncio.ensure_future(self._async_worker(source)) for _ in range(self._options.concurrency)
         ]
@@ -312,6 +351,7 @@ class ItemRunner(Generic[T, R]):
             # Cancelled from outside (or a signal handler raised on the loop): cancel the items
             # and let their cleanup run before handing the exception on.
             self._stop = True
+            self._cancelled_items = self._in_flight
             await self._cancel(workers)
             raise
         fatal = next((w.exception() for w in done if not w.cancelled() and w.exception()), None)
@@ -400,10 +440,15 @@ class ItemRunner(Generic[T, R]):
             thread.start()
         try:
             # Event.wait() wakes for signal handlers, so a timeout signal still reaches the caller.
-            finished = all_done.wait(self._options.timeout)
+            finished = self._wait_threads(all_done)
         except BaseException:
             self._stop = True
             raise
+        if self._cancel_reason is not None:
+            cancelled = self._in_flight
+            all_done.wait(self._options.cleanup_timeout)  # threads cannot be interrupted: a grace period
+            self._t_end = time.monotonic()
+            raise IterateCancelledError(self._cancel_reason, completed=self._succeeded, cancelled=cancelled)
         if not finished:
             self._stop = True
             cancelled = self._in_flight
@@ -414,6 +459,19 @@ class ItemRunner(Generic[T, R]):
         if fatal:
             raise fatal[0]
         return self._outcome()
+
+    def _wait_threads(self, all_done: threading.Event) -> bool:
+        """Wait for the workers, the deadline or a cancel, whichever comes first."""
+        deadline = None if self._options.timeout is None else time.monotonic() + self._options.timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            step = 0.1 if remaining is None else min(0.1, remaining)
+            if all_done.wait(step):
+                return True
+            if self._cancelled_event.is_set():
+                return False
 
     def _thread_worker(self, source: Iterator[tuple[int, T]], lock: threading.Lock) -> None:
         call = self._call
