@@ -1,0 +1,1 @@
+"""Benchmarks for airflow-iterate; each subpackage runs with ``python -m benchmarks.<name>``."""

@@ -1,0 +1,24 @@
+"""Fixtures for the end-to-end tests: one real Airflow deployment shared by the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ._deployment import AirflowDeployment
+
+DAGS_SOURCE = Path(__file__).parent / "dags"
+#: every DAG the tests use; startup waits until all of them are parsed and served by the API
+EXPECTED_DAG_IDS = ("iterate_e2e",)
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowDeployment]:
+    deployment = AirflowDeployment(tmp_path_factory.mktemp("airflow-home"), DAGS_SOURCE)
+    try:
+        deployment.start(EXPECTED_DAG_IDS)
+        yield deployment
+    finally:
+        deployment.stop()
