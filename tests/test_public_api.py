@@ -5,6 +5,7 @@ from __future__ import annotations
 import airflow_iterate
 
 PUBLIC = {
+    "BaseAsyncOperator",
     "ItemFailure",
     "ItemsFailedError",
     "IterateError",

@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 from ._airflow._api import install as _install
 from ._airflow._api import iterate, iterate_kwargs
+from ._airflow._compat import BaseAsyncOperator
 from ._airflow._operator import IterateOperator
 from ._core import (
     ItemFailure,
@@ -30,6 +31,7 @@ from ._core import (
 )
 
 __all__ = [
+    "BaseAsyncOperator",
     "ItemFailure",
     "ItemsFailedError",
     "IterateError",

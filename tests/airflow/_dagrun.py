@@ -6,12 +6,25 @@ import os
 from typing import Any
 
 from airflow.dag_processing.bundles.manager import DagBundlesManager
-from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.sdk import DAG
 from airflow.utils.session import create_session
+
+try:
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+except ImportError:  # Airflow 3.1
+    from airflow.models.dagbag import DagBag, sync_bag_to_db  # type: ignore[no-redef]
+
+try:
+    from airflow.serialization.serialized_objects import DagSerialization
+except ImportError:  # Airflow 3.1: the same from_dict/to_dict on the serialized DAG class
+    from airflow.serialization.serialized_objects import (  # type: ignore[no-redef]
+        SerializedDAG as DagSerialization,
+    )
+
+__all__ = ["DagSerialization", "run_dag", "task_instances", "xcom"]
 
 
 def run_dag(dag: DAG) -> DagRun:

@@ -10,10 +10,14 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 import airflow_iterate  # noqa: F401  - adds .iterate() to @task functions
 from tests.airflow._dagrun import run_dag, task_instances, xcom
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException, AirflowSkipException  # type: ignore[no-redef]
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 

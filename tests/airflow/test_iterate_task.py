@@ -13,7 +13,7 @@ import pytest
 from airflow.sdk import DAG, task
 
 import airflow_iterate
-from tests.airflow._dagrun import run_dag, task_instances, xcom
+from tests.airflow._dagrun import DagSerialization, run_dag, task_instances, xcom
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
@@ -309,8 +309,6 @@ def test_execution_timeout_cancels_in_flight_items_and_runs_their_cleanup() -> N
 
 
 def test_the_dag_serializes_with_one_unmapped_iterate_task() -> None:
-    from airflow.serialization.serialized_objects import DagSerialization
-
     with make_dag("serializes") as dag:
 
         @task

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core import Checkpoint, DirectoryStateStore
+from ._compat import xcom_serde
 
 #: keys under the task instance's own state store; user keys never start with this
 NAMESPACE = "v1"
@@ -21,11 +22,10 @@ CHECKPOINT_DIR_ENV = "AIRFLOW_ITERATE_CHECKPOINT_DIR"
 
 def _serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
     # The same encoding as XCom, so a resumed result comes back as the type it was (tuple, datetime, ...).
-    try:
-        from airflow.sdk.serde import deserialize, serialize
-    except ImportError:  # pragma: no cover - older Task SDKs: plain JSON values only
+    serde = xcom_serde()
+    if serde is None:  # pragma: no cover - plain JSON values only
         return (lambda v: v), (lambda v: v)
-    return serialize, deserialize
+    return serde
 
 
 def fallback_directory() -> Path:

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airflow.sdk import XComArg
-from airflow.sdk.exceptions import TaskDeferred
 
 from .._core import IterateUsageError
+from ._compat import TaskDeferred
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
 from ._python import is_async_callable

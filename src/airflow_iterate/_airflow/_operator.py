@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, AirflowTaskTimeout
 
 from .._core import (
     ItemFailure,
@@ -21,6 +21,7 @@ from .._core import (
     short_repr,
 )
 from ._checkpointing import open_checkpoint
+from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, xcom_serde
 from ._item_context import ItemXComs
 from ._python import ItemInvoker
 from ._reporting import Reporter
@@ -184,21 +185,24 @@ class _PythonIterateOperator(IterateOperator):
         return ItemInvoker(self.python_callable, self.static_kwargs, context, sink)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _require_serializable(results: list[Any], items: Iterator[dict[str, Any]]) -> None:
     """Fail naming the item whose result cannot be stored as an XCom, instead of a bare TypeError."""
-    try:
-        from airflow.sdk.serde import serialize
-    except ImportError:  # pragma: no cover - older Task SDKs: left to the XCom push
+    serde = xcom_serde()
+    if serde is None:  # pragma: no cover - left to the XCom push
         return
-    try:
-        serialize(results)
-        return
-    except Exception:
-        pass
-    for index, (item, result) in enumerate(zip(items, results, strict=False)):
+    serialize = serde[0]
+    # Scalars always serialize, so only other results are tried (the XCom push serializes the
+    # whole list again: a full pass here would double that cost for every task).
+    for index, result in enumerate(results):
+        if type(result) in _SCALARS:
+            continue
         try:
             serialize(result)
         except Exception as exc:
+            item = next(itertools.islice(items, index, None), {})
             error = TypeError(
                 f"the result {short_repr(result)} ({type(result).__name__}) cannot be stored as an XCom: "
                 f"{exc}; return JSON-like data (str, int, float, bool, list, dict, ...) from the function"

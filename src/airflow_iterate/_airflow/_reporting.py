@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._core import ItemFailure, RunStatistics
+from ._compat import stats_module
 
 #: XCom keys pushed next to ``return_value``
 SUMMARY_KEY = "iterate_summary"
@@ -14,21 +15,13 @@ FAILURES_KEY = "iterate_failures"
 MAX_REPORTED_FAILURES = 1000
 
 
-def _stats_module() -> Any:
-    try:
-        from airflow.sdk.observability import stats
-    except ImportError:  # pragma: no cover - Task SDKs without it: metrics are skipped
-        return None
-    return stats
-
-
 class Reporter:
     def __init__(self, log: Any, context: Any) -> None:
         self._log = log
         self._context = context
         ti = context["ti"]
         self._tags = {"dag_id": ti.dag_id, "task_id": ti.task_id}
-        self._stats = _stats_module()
+        self._stats = stats_module()
 
     def progress(self, stats: RunStatistics) -> None:
         self._log.info("Iterate progress: %s", stats.describe())
