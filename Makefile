@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit bench bench-quick clean system-packages
+.PHONY: demo test lint typecheck unit bench bench-quick clean system-packages test-airflow31
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ unit: $(STAMP) system-packages
 
 test: lint typecheck unit
 
+# The same suite on the oldest supported Airflow, in its own virtualenv (CI runs both).
+VENV31 := .venv-airflow31
+STAMP31 := $(VENV31)/.installed
+
+$(STAMP31): pyproject.toml requirements/airflow31.txt
+	$(PYTHON) -m venv $(VENV31)
+	$(VENV31)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV31)/bin/python -m pip install --quiet -r requirements/airflow31.txt -e .
+	touch $(STAMP31)
+
+test-airflow31: $(STAMP31) system-packages
+	$(VENV31)/bin/python -m pytest $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.overhead
 
@@ -41,4 +54,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.overhead --quick
 
 clean:
-	rm -rf $(VENV) .demo .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV31) .demo .bench .pytest_cache .mypy_cache .ruff_cache

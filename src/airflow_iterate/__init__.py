@@ -19,11 +19,13 @@ __version__ = "0.1.0"
 
 from ._airflow._api import install as _install
 from ._airflow._api import iterate, iterate_kwargs
+from ._airflow._async_sdk import aget_connection, aget_variable, axcom_pull
 from ._airflow._compat import BaseAsyncOperator
 from ._airflow._operator import IterateOperator
 from ._core import (
     ItemFailure,
     ItemsFailedError,
+    IterateCancelledError,
     IterateError,
     IterateInputError,
     IterateTimeoutError,
@@ -34,12 +36,16 @@ __all__ = [
     "BaseAsyncOperator",
     "ItemFailure",
     "ItemsFailedError",
+    "IterateCancelledError",
     "IterateError",
     "IterateInputError",
     "IterateOperator",
     "IterateTimeoutError",
     "IterateUsageError",
     "__version__",
+    "aget_connection",
+    "aget_variable",
+    "axcom_pull",
     "iterate",
     "iterate_kwargs",
 ]

@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import random
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 
@@ -345,3 +346,22 @@ def test_cancel_stops_a_threaded_run_after_in_flight_items_finish() -> None:
     with pytest.raises(IterateCancelledError):
         runner.run(range(100))
     assert runner.statistics().started <= 4
+
+
+def test_a_blocking_call_on_the_event_loop_is_reported_with_its_location() -> None:
+    blocks: list[tuple[float, str]] = []
+
+    async def call(index: int, item: int) -> int:
+        if index == 3:
+            time.sleep(0.3)  # the mistake: a blocking call inside an async item
+        await asyncio.sleep(0)
+        return item
+
+    runner: ItemRunner[int, int] = ItemRunner(
+        call, concurrency=4, is_async=True, on_loop_block=lambda s, where: blocks.append((s, where))
+    )
+    assert runner.run(range(10)) == list(range(10))
+    assert len(blocks) == 1
+    seconds, where = blocks[0]
+    assert seconds >= 0.1
+    assert "test_runner.py" in where and "in call" in where

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import signal
 import threading
@@ -23,6 +24,7 @@ from .._core import (
 from ._checkpointing import open_checkpoint
 from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, xcom_serde
 from ._item_context import ItemXComs
+from ._loop_guard import guard_sync_sdk_calls
 from ._python import ItemInvoker
 from ._reporting import Reporter
 from ._settings import IterateSettings
@@ -111,6 +113,7 @@ class IterateOperator(BaseOperator):
             on_progress=reporter.progress,
             progress_interval=settings.seconds("progress_interval"),
             on_monitor_error=reporter.monitor_error,
+            on_loop_block=reporter.loop_blocked,
         )
         total = _total(iterate_input, self.input_kind)
         self.log.info(
@@ -121,7 +124,10 @@ class IterateOperator(BaseOperator):
             "one event loop" if invoker.is_async else "thread pool",
         )
         try:
-            results = runner.run(self._items(iterate_input), total=total)
+            self._runner = runner
+            guard = guard_sync_sdk_calls(self.log) if invoker.is_async else contextlib.nullcontext()
+            with guard:
+                results = runner.run(self._items(iterate_input), total=total)
         except IterateTimeoutError as exc:
             raise AirflowTaskTimeout(str(exc)) from exc
         finally:
@@ -137,6 +143,16 @@ class IterateOperator(BaseOperator):
                 self.log.info("XComs pushed by items, as one list per key in input order: %s", pushed)
         _require_serializable(results, self._items(iterate_input))
         return results
+
+    def on_kill(self) -> None:
+        """Called by Airflow when the task is killed (SIGTERM): stop the run cleanly.
+
+        In-flight async items are cancelled and their cleanup runs; the task then fails with
+        the counts, and a rerun resumes from the checkpoint.
+        """
+        runner = getattr(self, "_runner", None)
+        if runner is not None:
+            runner.cancel("the task was killed")
 
     def _items(self, value: Any) -> Iterator[dict[str, Any]]:
         if self.input_kind == "kwargs":

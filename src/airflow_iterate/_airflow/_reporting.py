@@ -27,6 +27,14 @@ class Reporter:
         self._log.info("Iterate progress: %s", stats.describe())
         self._gauges(stats)
 
+    def loop_blocked(self, seconds: float, where: str) -> None:
+        self._log.warning(
+            "The event loop was blocked for %.2fs at %s: every async item waited meanwhile. Move "
+            "blocking calls off the loop (await asyncio.to_thread(...)) or use async APIs",
+            seconds,
+            where,
+        )
+
     def monitor_error(self, what: str, exc: BaseException) -> None:
         self._log.warning("Iterate %s failed (the run goes on): %s: %s", what, type(exc).__name__, exc)
 

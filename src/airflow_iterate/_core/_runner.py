@@ -42,6 +42,7 @@ from ._errors import (
     IterateUsageError,
 )
 from ._inputs import short_repr
+from ._lag import LoopLagMonitor
 from ._monitor import Monitor
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
@@ -97,6 +98,8 @@ class ItemRunner(Generic[T, R]):
         on_progress: Callable[[RunStatistics], None] | None = None,
         progress_interval: float = 10.0,
         on_monitor_error: Callable[[str, BaseException], None] = _ignore_monitor_error,
+        on_loop_block: Callable[[float, str], None] | None = None,
+        loop_block_threshold: float = 0.1,
         **option_kwargs: Any,
     ) -> None:
         if options is None:
@@ -104,6 +107,8 @@ class ItemRunner(Generic[T, R]):
         elif option_kwargs:
             raise IterateUsageError("pass either a RunOptions or its keyword arguments, not both")
         self._call = call
+        self._on_loop_block = on_loop_block
+        self._loop_block_threshold = loop_block_threshold
         self._options = options
         self._is_async = is_async
         self._describe = describe
@@ -329,6 +334,12 @@ class ItemRunner(Generic[T, R]):
         self._main = asyncio.ensure_future(self._supervise(source))
         if self._cancel_reason is not None:  # cancelled before the loop existed
             self._main.cancel()
+        lag = None
+        if self._on_loop_block is not None:
+            lag = LoopLagMonitor(
+                self._loop, self._loop_thread, self._on_loop_block, threshold=self._loop_block_threshold
+            )
+            lag.start()
         try:
             return await self._main
         except asyncio.CancelledError:
@@ -338,6 +349,9 @@ class ItemRunner(Generic[T, R]):
             raise IterateCancelledError(
                 self._cancel_reason, completed=self._succeeded, cancelled=self._cancelled_items
             ) from None
+        finally:
+            if lag is not None:
+                lag.stop()
 
     async def _supervise(self, source: Iterator[tuple[int, T]]) -> list[R]:
         workers = [

@@ -1,0 +1,90 @@
+"""Catching sync Task SDK calls made on the event loop, and saying what to use instead.
+
+While async items run, the Task SDK's channel to the supervisor is wrapped: a sync request from
+the loop thread logs a warning (once per kind of request) naming the call and its async
+replacement, and a ``DeadlockImminentError`` becomes an ordinary item error with the same advice
+(so the item can be retried or tolerated, instead of killing the run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+_ADVICE = {
+    "GetConnection": "Connection.get() / BaseHook.get_connection()",
+    "GetVariable": "Variable.get()",
+    "GetXCom": "ti.xcom_pull()",
+    "GetXComSequenceItem": "iterating an upstream mapped task's output",
+    "GetXComSequenceSlice": "slicing an upstream mapped task's output",
+}
+_REPLACEMENT = {
+    "GetConnection": "await airflow_iterate.aget_connection(conn_id)",
+    "GetVariable": "await airflow_iterate.aget_variable(key)",
+    "GetXCom": "await airflow_iterate.axcom_pull(context, task_ids=...)",
+}
+
+
+class SyncCallOnLoopError(RuntimeError):
+    """A sync Task SDK call from an async item would deadlock the event loop."""
+
+
+def describe(request: Any) -> tuple[str, str]:
+    kind = type(request).__name__
+    call = _ADVICE.get(kind, f"a sync Task SDK call ({kind})")
+    replacement = _REPLACEMENT.get(kind, "await asyncio.to_thread(<the call>)")
+    return call, replacement
+
+
+class _GuardedComms:
+    def __init__(self, comms: Any, loop_thread: int, log: Any) -> None:
+        self._comms = comms
+        self._loop_thread = loop_thread
+        self._log = log
+        self._warned: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._comms, name)
+
+    def send(self, msg: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != self._loop_thread:
+            return self._comms.send(msg, *args, **kwargs)
+        call, replacement = describe(msg)
+        kind = type(msg).__name__
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._log.warning(
+                "%s was called on the event loop: it blocks every async item while it waits; use %s instead",
+                call,
+                replacement,
+            )
+        try:
+            return self._comms.send(msg, *args, **kwargs)
+        except BaseException as exc:
+            if type(exc).__name__ != "DeadlockImminentError":
+                raise
+            raise SyncCallOnLoopError(
+                f"{call} was called on the event loop while another item's async call held the "
+                f"connection to the supervisor, which would deadlock; use {replacement} instead"
+            ) from exc
+
+
+@contextlib.contextmanager
+def guard_sync_sdk_calls(log: Any) -> Iterator[None]:
+    """Wrap the Task SDK's supervisor channel for the duration of an async run (if there is one)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is None or isinstance(comms, _GuardedComms):
+        yield
+        return
+    task_runner.SUPERVISOR_COMMS = _GuardedComms(comms, threading.get_ident(), log)
+    try:
+        yield
+    finally:
+        task_runner.SUPERVISOR_COMMS = comms
