@@ -1,0 +1,82 @@
+"""SFTP for ``.iterate()``: thousands of file operations over a few multiplexed SSH connections.
+
+Needs the ``sftp`` extra (``pip install airflow-iterate[sftp]``: asyncssh and the Airflow sftp
+provider) and an Airflow connection of type ``sftp``, read the way the provider's hooks read it
+(host key checking on by default).
+
+Async items (one event loop for the whole task run)::
+
+    from airflow_iterate.sftp import SFTPPool, download_to_storage
+
+    @task
+    async def fetch(path: str) -> str:
+        pool = SFTPPool.shared("my_sftp")  # one pool per task run, shared by all items
+        return str(await download_to_storage(pool, path, ObjectStoragePath("s3://bucket/in/")))
+
+    fetch.iterate(path=list_paths(), concurrency=128)
+
+or all at once in one task: ``async with SFTPPool("my_sftp") as pool:`` then
+:func:`list_files`, :func:`download_many`, :func:`upload_many` (a result per file, errors included).
+
+Sync items (a thread pool): :class:`SyncSFTPPool` gives each thread its own paramiko client.
+
+Layout::
+
+    _connection.py   reading the Airflow connection (in a thread), connecting, clear errors
+    _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, health, lifetimes
+    _sync_pool.py    SyncSFTPPool: one paramiko client per thread
+    _transfer.py     list / download / upload helpers, single-file and many-file
+    _errors.py       the exceptions (all are airflow_iterate.IterateError)
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    SFTPAcquireTimeout,
+    SFTPConnectError,
+    SFTPConnectionLostError,
+    SFTPFileNotFoundError,
+    SFTPPermissionError,
+    SFTPPoolClosedError,
+    SFTPPoolError,
+    SFTPPoolUsageError,
+    SFTPTransferError,
+)
+from ._pool import PoolStatistics, SFTPPool
+from ._sync_pool import SyncPoolStatistics, SyncSFTPPool
+from ._transfer import (
+    RemoteFile,
+    TransferResult,
+    download_bytes,
+    download_file,
+    download_many,
+    download_to_storage,
+    list_files,
+    upload_file,
+    upload_many,
+)
+
+__all__ = [
+    "PoolStatistics",
+    "RemoteFile",
+    "SFTPAcquireTimeout",
+    "SFTPConnectError",
+    "SFTPConnectionLostError",
+    "SFTPFileNotFoundError",
+    "SFTPPermissionError",
+    "SFTPPool",
+    "SFTPPoolClosedError",
+    "SFTPPoolError",
+    "SFTPPoolUsageError",
+    "SFTPTransferError",
+    "SyncPoolStatistics",
+    "SyncSFTPPool",
+    "TransferResult",
+    "download_bytes",
+    "download_file",
+    "download_many",
+    "download_to_storage",
+    "list_files",
+    "upload_file",
+    "upload_many",
+]

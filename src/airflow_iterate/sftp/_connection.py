@@ -1,0 +1,473 @@
+"""Airflow ``sftp`` connections: reading them, connecting with asyncssh, and explaining failures.
+
+The connection is interpreted the way the sftp provider's hooks do it (``SFTPHook`` /
+``SFTPHookAsync``), so a connection that works with them works here:
+
+* host, port (default 22), login (default: the local user), password;
+* extras ``private_key`` (key text) or ``key_file`` (path), with ``private_key_passphrase`` /
+  ``passphrase``; ``look_for_keys: false`` stops the fallback to ``~/.ssh`` keys and the agent;
+* host key checking ON by default: the ``host_key`` extra (``"<type> <base64>"``; a bare base64 key
+  means ssh-rsa) pins the server's key, otherwise the ``known_hosts`` extra or ``~/.ssh/known_hosts``
+  must list it; ``no_host_key_check: true`` (or the deprecated ``ignore_hostkey_verification``)
+  turns checking off explicitly, and contradicts a ``host_key``;
+* ``conn_timeout``: seconds allowed to connect (TCP, handshake and login together).
+
+Reading a connection goes through the Airflow SDK, which is synchronous (in a task it talks to the
+supervisor over a socket; ``extra_dejson`` masks secrets the same way): it is always called in a
+worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncssh
+
+from ._errors import SFTPConnectError
+
+__all__ = [
+    "ConnectionSettings",
+    "FailureKind",
+    "OpenedConnection",
+    "SessionRefused",
+    "connect_error",
+    "failure",
+    "load_settings",
+    "open_connection",
+    "open_session",
+    "read_settings",
+    "settings_from_connection",
+]
+
+log = logging.getLogger("airflow_iterate.sftp")
+
+DEFAULT_PORT = 22
+DEFAULT_CONNECT_TIMEOUT = 30.0
+#: keepalives let a silently dead connection (a NAT or firewall dropping state) fail on its own
+KEEPALIVE_INTERVAL = 30.0
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything needed to open an SSH connection, resolved from an Airflow connection."""
+
+    conn_id: str
+    host: str
+    port: int
+    username: str
+    password: str | None = field(default=None, repr=False)
+    #: the key from the ``private_key`` or ``key_file`` extra, already decrypted
+    client_key: asyncssh.SSHKey | None = field(default=None, repr=False)
+    #: where the key came from, for error messages
+    key_source: str | None = None
+    look_for_keys: bool = True
+    #: the pinned server key (``host_key`` extra)
+    host_key: asyncssh.SSHKey | None = None
+    #: an existing known_hosts file to check the server's key against, when no key is pinned
+    known_hosts: str | None = None
+    no_host_key_check: bool = False
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        return f"SFTP connection {self.conn_id!r} ({self.username}@{self.address})"
+
+    def credentials(self) -> str:
+        tried = []
+        if self.key_source:
+            tried.append(self.key_source)
+        elif self.look_for_keys:
+            tried.append("the default keys in ~/.ssh and the SSH agent")
+        if self.password:
+            tried.append("the connection's password")
+        return " and ".join(tried) or "no credentials at all"
+
+    def known_hosts_arg(self) -> Any:
+        """The asyncssh ``known_hosts`` option: a pinned key, a file, or ``None`` (no checking)."""
+        if self.no_host_key_check:
+            return None
+        if self.host_key is not None:
+            # Lists of trusted host keys, CA keys and revoked keys: the pinned key is trusted for
+            # this connection whatever name or port the server is reached by.
+            return ([self.host_key], [], [])
+        if self.known_hosts is not None:
+            return self.known_hosts
+        # No file to check against: trust nothing, so that the server's key is reported as untrusted.
+        return ([], [], [])
+
+
+# -- reading the Airflow connection (in a thread) -------------------------------------------------
+
+
+def read_settings(conn_id: str, *, no_host_key_check: bool | None = None) -> ConnectionSettings:
+    """Fetch ``conn_id`` through the Airflow SDK and resolve it. Blocking: call it in a thread."""
+    from airflow.sdk import BaseHook
+
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # Airflow releases that kept it in airflow.exceptions only
+        from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise SFTPConnectError(
+            f"SFTP connection {conn_id!r} is not defined: create it (UI: Admin > Connections, "
+            f"`airflow connections add {conn_id} --conn-type sftp ...`, or an "
+            f"AIRFLOW_CONN_{conn_id.upper()} environment variable) or fix the connection id",
+            conn_id=conn_id,
+        ) from None
+    return settings_from_connection(connection, no_host_key_check=no_host_key_check)
+
+
+async def load_settings(
+    conn_id: str | None, connection: Any = None, *, no_host_key_check: bool | None = None
+) -> ConnectionSettings:
+    """:func:`read_settings` (or :func:`settings_from_connection`) off the event loop."""
+    if connection is not None:
+        return await asyncio.to_thread(
+            settings_from_connection, connection, no_host_key_check=no_host_key_check
+        )
+    assert conn_id is not None
+    return await asyncio.to_thread(read_settings, conn_id, no_host_key_check=no_host_key_check)
+
+
+def settings_from_connection(connection: Any, *, no_host_key_check: bool | None = None) -> ConnectionSettings:
+    """Resolve an Airflow ``Connection`` (SDK or models) the way the sftp provider's hooks do.
+
+    Blocking (``extra_dejson`` masks secrets through the SDK; key files are read): call it in a
+    thread from async code.
+    """
+    conn_id = str(getattr(connection, "conn_id", None) or "<unnamed connection>")
+
+    def fail(message: str) -> SFTPConnectError:
+        return SFTPConnectError(f"SFTP connection {conn_id!r}: {message}", conn_id=conn_id)
+
+    host = connection.host
+    if not host:
+        raise fail("the connection has no host; set the host of the SFTP server")
+    port = int(connection.port or DEFAULT_PORT)
+    username = connection.login or getpass.getuser()
+    extra: dict[str, Any] = dict(connection.extra_dejson or {})
+
+    passphrase = extra.get("private_key_passphrase") or extra.get("passphrase") or None
+    private_key_text = extra.get("private_key")
+    key_file = extra.get("key_file")
+    if private_key_text and key_file:
+        raise fail("both the `private_key` and `key_file` extras are set; keep one of them")
+    client_key: asyncssh.SSHKey | None = None
+    key_source: str | None = None
+    try:
+        if private_key_text:
+            key_source = "the key in the `private_key` extra"
+            client_key = asyncssh.import_private_key(private_key_text, passphrase)
+        elif key_file:
+            key_source = f"the key file {key_file!r} (`key_file` extra)"
+            client_key = asyncssh.read_private_key(os.path.expanduser(key_file), passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError) as exc:
+        raise fail(
+            f"cannot load {key_source}: {exc}; it must be a private key in OpenSSH or PEM format "
+            "(with `private_key_passphrase` set if it is encrypted)"
+        ) from exc
+    except OSError as exc:
+        raise fail(f"cannot read {key_source}: {exc}") from exc
+
+    raw_check = extra.get("no_host_key_check")
+    if raw_check is None:
+        raw_check = extra.get("ignore_hostkey_verification")
+    skip_check = False if raw_check is None else str(raw_check).strip().lower() == "true"
+    if no_host_key_check is not None:
+        skip_check = no_host_key_check
+    raw_host_key = extra.get("host_key")
+    host_key = None
+    if raw_host_key:
+        if skip_check:
+            raise fail(
+                "host key checking is turned off (`no_host_key_check`) but a `host_key` is given; "
+                "remove one of them"
+            )
+        host_key = _parse_host_key(str(raw_host_key), fail)
+    known_hosts = os.path.expanduser(str(extra.get("known_hosts") or DEFAULT_KNOWN_HOSTS))
+    if not os.path.isfile(known_hosts):
+        if extra.get("known_hosts") and not skip_check and host_key is None:
+            raise fail(f"the known_hosts file {known_hosts!r} (`known_hosts` extra) does not exist")
+        known_hosts_file = None
+    else:
+        known_hosts_file = known_hosts
+    if skip_check:
+        log.warning(
+            "SFTP connection %r: host key checking is off (no_host_key_check); the server is not "
+            "authenticated",
+            conn_id,
+        )
+
+    timeout = extra.get("conn_timeout")
+    try:
+        connect_timeout = float(timeout) if timeout not in (None, "") else DEFAULT_CONNECT_TIMEOUT
+    except (TypeError, ValueError):
+        raise fail(f"the `conn_timeout` extra must be a number of seconds, got {timeout!r}") from None
+
+    return ConnectionSettings(
+        conn_id=conn_id,
+        host=str(host),
+        port=port,
+        username=str(username),
+        password=connection.password or None,
+        client_key=client_key,
+        key_source=key_source,
+        look_for_keys=str(extra.get("look_for_keys", "true")).strip().lower() != "false",
+        host_key=host_key,
+        known_hosts=known_hosts_file,
+        no_host_key_check=skip_check,
+        connect_timeout=connect_timeout,
+    )
+
+
+def _parse_host_key(raw: str, fail: Callable[[str], SFTPConnectError]) -> asyncssh.SSHKey:
+    parts = raw.strip().split()
+    if parts[0] == "ssh-dss":
+        raise fail("DSA host keys are not supported; pin the server's RSA, ECDSA or Ed25519 key instead")
+    # "<type> <base64> [comment]"; a bare base64 key is RSA, as in the provider's hooks
+    text = " ".join(parts[:2]) if len(parts) >= 2 else f"ssh-rsa {parts[0]}"
+    try:
+        return asyncssh.import_public_key(text)
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        raise fail(
+            f"the `host_key` extra is not a public key ({exc}); it must be '<type> <base64>' as in "
+            "a known_hosts line without the host name (e.g. from `ssh-keyscan`, checked out of band)"
+        ) from None
+
+
+# -- connecting ------------------------------------------------------------------------------------
+
+
+class SessionRefused(SFTPConnectError):
+    """The server would not open another channel on an established connection."""
+
+
+class _Client(asyncssh.SSHClient):
+    """Records the host key a server presented when it was not trusted; reports connection loss."""
+
+    def __init__(self, on_lost: Callable[[Exception | None], None] | None) -> None:
+        self.presented_host_key: asyncssh.SSHKey | None = None
+        self.on_lost = on_lost
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        # Only called for keys that are not trusted: keep it for the error message, trust nothing.
+        self.presented_host_key = key
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.on_lost is not None:
+            self.on_lost(exc)
+
+
+@dataclass
+class OpenedConnection:
+    ssh: asyncssh.SSHClientConnection
+    sftp: asyncssh.SFTPClient
+
+
+async def open_connection(
+    settings: ConnectionSettings, on_lost: Callable[[Exception | None], None] | None = None
+) -> OpenedConnection:
+    """Connect, log in and start one SFTP session; failures raise :class:`SFTPConnectError`.
+
+    ``on_lost`` is called (on the event loop) when the connection closes for any reason.
+    """
+    client = _Client(None)
+    options = asyncssh.SSHClientConnectionOptions(
+        username=settings.username,
+        password=settings.password,
+        client_keys=_client_keys(settings),
+        known_hosts=settings.known_hosts_arg(),
+        connect_timeout=settings.connect_timeout,
+        keepalive_interval=KEEPALIVE_INTERVAL,
+    )
+    try:
+        ssh = await asyncssh.connect(
+            settings.host, settings.port, client_factory=lambda: client, options=options
+        )
+    except Exception as exc:
+        raise connect_error(settings, exc, client.presented_host_key) from exc
+    try:
+        sftp = await open_session(settings, ssh)
+    except BaseException:
+        ssh.abort()
+        raise
+    client.on_lost = on_lost
+    if ssh.is_closed() and on_lost is not None:  # lost between the handshake and now
+        on_lost(None)
+    return OpenedConnection(ssh, sftp)
+
+
+async def open_session(
+    settings: ConnectionSettings, ssh: asyncssh.SSHClientConnection
+) -> asyncssh.SFTPClient:
+    """Open one more SFTP session (an SSH channel running the sftp subsystem) on ``ssh``."""
+    try:
+        return await asyncio.wait_for(ssh.start_sftp_client(), settings.connect_timeout)
+    except asyncssh.ChannelOpenError as exc:
+        # Propagated as is: the pool tells "this connection has enough sessions" (OpenSSH's
+        # MaxSessions) apart from a broken connection.
+        raise SessionRefused(
+            f"{settings.describe()}: the server refused to open another SFTP session on a connection "
+            f"({exc.reason or exc}); OpenSSH allows MaxSessions (default 10) per connection",
+            conn_id=settings.conn_id,
+            transient=True,
+        ) from exc
+    except Exception as exc:
+        raise connect_error(settings, exc, None, opening_session=True) from exc
+
+
+def _client_keys(settings: ConnectionSettings) -> Any:
+    if settings.client_key is not None:
+        return [settings.client_key]
+    # () lets asyncssh use ~/.ssh keys and the agent, as the provider does; None disables keys.
+    return () if settings.look_for_keys else None
+
+
+def connect_error(
+    settings: ConnectionSettings,
+    exc: BaseException,
+    presented_host_key: asyncssh.SSHKey | None,
+    *,
+    opening_session: bool = False,
+) -> SFTPConnectError:
+    """An :class:`SFTPConnectError` for an asyncssh connection failure."""
+    if isinstance(exc, SFTPConnectError):
+        return exc
+    kind: FailureKind
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        kind = "host_key"
+    elif isinstance(exc, asyncssh.PermissionDenied):
+        kind = "login"
+    elif isinstance(exc, socket.gaierror):
+        kind = "resolve"
+    elif isinstance(exc, ConnectionRefusedError):
+        kind = "refused"
+    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        kind = "timeout"
+    elif isinstance(exc, (asyncssh.ConnectionLost, ConnectionError)):
+        kind = "dropped"
+    elif isinstance(exc, asyncssh.DisconnectError):
+        kind = "dropped" if exc.code == asyncssh.DISC_CONNECTION_LOST else "handshake"
+    elif isinstance(exc, asyncssh.SFTPError):
+        kind = "subsystem"
+    elif isinstance(exc, OSError):
+        kind = "network"
+    else:
+        kind = "other"
+    return failure(settings, kind, exc, presented_host_key, opening_session=opening_session)
+
+
+FailureKind = Literal[
+    "host_key",
+    "login",
+    "resolve",
+    "refused",
+    "timeout",
+    "dropped",
+    "handshake",
+    "subsystem",
+    "network",
+    "other",
+]
+
+
+def failure(
+    settings: ConnectionSettings,
+    kind: FailureKind,
+    exc: BaseException,
+    presented_host_key: asyncssh.SSHKey | None = None,
+    *,
+    opening_session: bool = False,
+) -> SFTPConnectError:
+    """An :class:`SFTPConnectError` saying what went wrong and what to change (any SSH library)."""
+    where = settings.describe()
+    conn_id = settings.conn_id
+    if kind == "host_key":
+        return SFTPConnectError(_host_key_message(settings, presented_host_key, exc), conn_id=conn_id)
+    if kind == "login":
+        return SFTPConnectError(
+            f"{where}: the server refused the login of user {settings.username!r} with "
+            f"{settings.credentials()}; check the connection's login and its `private_key` / "
+            "`key_file` extra or password, and that the key is in the server's authorized_keys",
+            conn_id=conn_id,
+        )
+    if kind == "resolve":
+        return SFTPConnectError(
+            f"{where}: cannot resolve the host name {settings.host!r} ({exc}); fix the connection's host",
+            conn_id=conn_id,
+        )
+    if kind == "refused":
+        return SFTPConnectError(
+            f"{where}: connection refused by {settings.address}; is the SFTP server running, and are "
+            "the connection's host and port right?",
+            conn_id=conn_id,
+            transient=True,
+        )
+    if kind == "timeout":
+        step = "opening the SFTP session" if opening_session else "connecting"
+        return SFTPConnectError(
+            f"{where}: timed out after {settings.connect_timeout:g}s {step}; check that "
+            f"{settings.address} is reachable, or raise the `conn_timeout` extra",
+            conn_id=conn_id,
+            transient=True,
+        )
+    if kind == "dropped":
+        step = "the SFTP session start" if opening_session else "the SSH handshake"
+        return SFTPConnectError(
+            f"{where}: the server closed the connection during {step} ({exc or type(exc).__name__}); "
+            "it may be restarting or limiting concurrent connection attempts (OpenSSH MaxStartups)",
+            conn_id=conn_id,
+            transient=True,
+        )
+    if kind == "handshake":
+        return SFTPConnectError(f"{where}: the server ended the SSH handshake: {exc}", conn_id=conn_id)
+    if kind == "subsystem":
+        return SFTPConnectError(
+            f"{where}: the server would not start an SFTP session: {exc}; is its sftp subsystem enabled?",
+            conn_id=conn_id,
+        )
+    if kind == "network":
+        return SFTPConnectError(
+            f"{where}: cannot connect to {settings.address}: {exc}", conn_id=conn_id, transient=True
+        )
+    return SFTPConnectError(f"{where}: cannot connect: {type(exc).__name__}: {exc}", conn_id=conn_id)
+
+
+def _host_key_message(
+    settings: ConnectionSettings, presented: asyncssh.SSHKey | None, exc: BaseException
+) -> str:
+    where = settings.describe()
+    shown = (
+        f"{presented.get_algorithm()} host key {presented.get_fingerprint()}"
+        if presented is not None
+        else f"host key ({exc})"
+    )
+    if settings.host_key is not None:
+        return (
+            f"{where}: the server's {shown} does not match the `host_key` extra "
+            f"({settings.host_key.get_algorithm()} {settings.host_key.get_fingerprint()}). If the "
+            "server's key was replaced on purpose, put its new public key in `host_key`; otherwise "
+            "the connection may be intercepted"
+        )
+    source = settings.known_hosts or DEFAULT_KNOWN_HOSTS
+    return (
+        f"{where}: the server's {shown} is not trusted: it is not listed in {source}. Set "
+        "the connection's `host_key` extra to the server's public key ('<type> <base64>', e.g. from "
+        f"`ssh-keyscan -p {settings.port} {settings.host}`, verified out of band), add it to "
+        f"{source}, or turn checking off with the `no_host_key_check` extra (insecure)"
+    )

@@ -1,0 +1,199 @@
+"""Connecting goes wrong in the ways deployments get it wrong; each error names the connection and the fix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+from airflow.sdk import BaseHook, Connection
+
+from airflow_iterate import IterateError
+from airflow_iterate.sftp import SFTPConnectError, SFTPPool, SyncSFTPPool
+
+from ._sshd import SSHServer, current_user, free_loopback_port
+from ._util import run
+
+
+def borrow(pool_or_conn: SFTPPool | str, **options: Any) -> None:
+    async def main() -> None:
+        pool = pool_or_conn if isinstance(pool_or_conn, SFTPPool) else SFTPPool(pool_or_conn, **options)
+        async with pool, pool.client() as sftp:
+            await sftp.realpath(".")
+
+    run(main())
+
+
+def borrow_sync(conn_id: str) -> None:
+    with SyncSFTPPool(conn_id) as pool, pool.client() as sftp:
+        sftp.normalize(".")
+
+
+def other_key() -> str:
+    return asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+
+
+@pytest.fixture(params=["async", "sync"])
+def connect(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Both pools read connections the same way and explain failures the same way."""
+    return borrow if request.param == "async" else borrow_sync
+
+
+def test_wrong_client_key(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
+    wrong = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    conn_id = make_connection(sshd, private_key=wrong, look_for_keys="false")
+    with pytest.raises(SFTPConnectError) as info:
+        connect(conn_id)
+    message = str(info.value)
+    assert conn_id in message and "refused the login of user 'root'" in message
+    assert "`private_key`" in message
+    assert info.value.conn_id == conn_id and not info.value.transient
+    assert isinstance(info.value, IterateError)
+
+
+def test_unknown_host_key(
+    sshd: SSHServer, make_connection: Callable[..., str], tmp_path: Path, connect: Any
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    conn_id = make_connection(sshd, host_key=None, known_hosts=str(known_hosts))
+    with pytest.raises(SFTPConnectError) as info:
+        connect(conn_id)
+    message = str(info.value)
+    assert conn_id in message and "is not trusted" in message and str(known_hosts) in message
+    # the key the server showed, so that it can be checked and pinned
+    assert sshd.host_key.get_fingerprint() in message
+    assert "`host_key`" in message and "no_host_key_check" in message
+
+
+def test_host_key_from_known_hosts_file(
+    sshd: SSHServer, make_connection: Callable[..., str], tmp_path: Path, connect: Any
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[{sshd.host}]:{sshd.port} {sshd.host_public_key}\n")
+    connect(make_connection(sshd, host_key=None, known_hosts=str(known_hosts)))
+
+
+def test_changed_host_key(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
+    conn_id = make_connection(sshd, host_key=other_key())
+    with pytest.raises(SFTPConnectError, match=re.escape(conn_id)) as info:
+        connect(conn_id)
+    message = str(info.value)
+    assert "does not match the `host_key` extra" in message
+    assert sshd.host_key.get_fingerprint() in message
+
+
+def test_no_host_key_check_must_be_explicit(
+    sshd: SSHServer, make_connection: Callable[..., str], connect: Any
+) -> None:
+    connect(make_connection(sshd, host_key=None, no_host_key_check="true"))
+    conn_id = make_connection(sshd, no_host_key_check="true")  # and a host_key: contradictory
+    with pytest.raises(SFTPConnectError, match="remove one of them"):
+        connect(conn_id)
+
+
+def test_refused_port(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
+    class Closed:
+        host = sshd.host
+        port = free_loopback_port()
+
+    conn_id = make_connection(sshd, via=Closed)
+    with pytest.raises(SFTPConnectError) as info:
+        connect(conn_id)
+    assert f"{conn_id!r}" in str(info.value) and "connection refused" in str(info.value)
+    assert info.value.transient
+
+
+def test_missing_connection_id(connect: Any) -> None:
+    with pytest.raises(SFTPConnectError, match=r"'no_such_sftp_conn' is not defined.*AIRFLOW_CONN_NO_SUCH"):
+        connect("no_such_sftp_conn")
+
+
+def test_unreadable_private_key(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
+    conn_id = make_connection(sshd, private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n")
+    with pytest.raises(SFTPConnectError, match=rf"{conn_id}.*cannot load the key in the `private_key` extra"):
+        connect(conn_id)
+
+
+def test_key_file_extra(
+    sshd: SSHServer, make_connection: Callable[..., str], tmp_path: Path, connect: Any
+) -> None:
+    key_file = tmp_path / "id"
+    key_file.write_text(sshd.client_private_key)
+    connect(make_connection(sshd, private_key=None, key_file=str(key_file)))
+
+
+def test_every_waiting_borrower_gets_the_error(sshd: SSHServer, make_connection: Callable[..., str]) -> None:
+    conn_id = make_connection(sshd, host_key=other_key())
+
+    async def main() -> None:
+        async with SFTPPool(conn_id) as pool:
+
+            async def one() -> None:
+                async with pool.client():
+                    pass
+
+            results = await asyncio.gather(*(one() for _ in range(20)), return_exceptions=True)
+            assert all(isinstance(r, SFTPConnectError) for r in results)
+            # one connection attempt answered all twenty; nothing is left queued or in use
+            stats = pool.statistics()
+            assert (stats.connect_failures, stats.waiting, stats.in_use, stats.connections) == (1, 0, 0, 0)
+
+    run(main())
+
+
+def test_an_already_fetched_connection(sshd: SSHServer) -> None:
+    connection = Connection(
+        conn_id="fetched_sftp",
+        conn_type="sftp",
+        host=sshd.host,
+        port=sshd.port,
+        login=current_user(),
+        extra=json.dumps(sshd.connection_extra()),
+    )
+    borrow(SFTPPool(connection=connection))
+    with SyncSFTPPool(connection=connection) as pool, pool.client() as sftp:
+        assert sftp.normalize(".") == str(sshd.data_dir)
+
+
+def test_the_connection_is_read_once_and_off_the_event_loop(
+    conn_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK's connection lookup is synchronous (a socket round trip in a task): never on the loop."""
+    original = BaseHook.get_connection.__func__  # type: ignore[attr-defined]
+    calls: list[str] = []
+
+    def spy(cls: type, wanted: str) -> Any:
+        try:
+            asyncio.get_running_loop()
+            calls.append("on the event loop")
+        except RuntimeError:
+            calls.append("in a thread")
+        return original(cls, wanted)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(spy))
+
+    async def main() -> None:
+        async with SFTPPool(conn_id, borrowers_per_session=4) as pool:
+            inside = 0
+            all_in = asyncio.Event()
+
+            async def one() -> None:
+                nonlocal inside
+                async with pool.client() as sftp:
+                    await sftp.realpath(".")
+                    inside += 1
+                    if inside == 16:
+                        all_in.set()
+                    await all_in.wait()  # 16 at once: four connections, two of them opened together
+
+            await asyncio.gather(*(one() for _ in range(16)))
+            assert pool.statistics().opened == 4
+
+    run(main())
+    assert calls == ["in a thread"]

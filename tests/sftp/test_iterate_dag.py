@@ -1,0 +1,84 @@
+"""The headline use: a DAG lists a remote tree and downloads every file with ``.iterate()``.
+
+Runs through ``dag.test()`` against a real metadata DB: the connection is read through the Task SDK
+from inside a running task, and every item of the iterated task shares one pool.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pendulum
+import pytest
+from airflow.sdk import DAG, ObjectStoragePath, task
+
+import airflow_iterate  # noqa: F401 - adds .iterate() to @task functions
+from airflow_iterate.sftp import SFTPPool, download_to_storage, list_files
+from tests.airflow._dagrun import run_dag, task_instances, xcom
+
+from ._proxy import DelayProxy
+from ._sshd import SSHServer
+from .conftest import DataSet
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    """A migrated metadata DB in the test AIRFLOW_HOME (dag.test() needs one)."""
+    airflow = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_iterate_downloads_a_remote_tree_into_object_storage(
+    airflow_db: None,
+    sshd: SSHServer,
+    data: DataSet,
+    make_proxy: Callable[..., DelayProxy],
+    make_connection: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    proxy = make_proxy(sshd, delay=0.005)
+    conn_id = make_connection(sshd, via=proxy)
+    remote_root = str(data.root / "xml")
+    target = f"file://{tmp_path}/landing/"
+    pool_stats: list[object] = []
+
+    with DAG("sftp_iterate_download", schedule=None, start_date=START, catchup=False) as dag:
+
+        @task
+        async def list_remote() -> list[str]:
+            async with SFTPPool(conn_id) as pool:
+                return [f.path for f in await list_files(pool, remote_root)]
+
+        @task
+        async def fetch(path: str) -> str:
+            pool = SFTPPool.shared(conn_id)
+            if not pool_stats:
+                pool_stats.append(pool)
+            written = await download_to_storage(
+                pool, path, ObjectStoragePath(target), remote_root=remote_root
+            )
+            return str(written)
+
+        fetch.iterate(path=list_remote(), concurrency=64)
+
+    dag_run = run_dag(dag)
+    assert dag_run.state == "success", task_instances(dag_run)
+    written = xcom(dag_run, "fetch")
+    assert len(written) == len(data.files)
+    for remote, location in zip(sorted(data.files), written, strict=True):
+        relative = Path(remote).relative_to(remote_root)
+        assert location == f"{target}{relative}"
+        assert (tmp_path / "landing" / relative).read_bytes() == data.files[remote]
+    # one task instance; one pool for all of its items, closed when the task's loop ended
+    assert [t for t in task_instances(dag_run) if t[0] == "fetch"] == [("fetch", -1, "success")]
+    (pool,) = pool_stats
+    assert isinstance(pool, SFTPPool) and pool.closed
+    assert pool.statistics().opened == 2  # 64 in flight, 32 per session
