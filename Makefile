@@ -23,8 +23,8 @@ demo: $(STAMP) system-packages
 	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples devtools
+	$(BIN)/ruff format --check src tests benchmarks examples devtools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -23,10 +23,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from airflow_iterate.sftp import SFTPPool, download_bytes, download_many
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer, current_user, make_server_directory, remove_server_directory
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer, current_user, make_server_directory, remove_server_directory
+from airflow_iterate.sftp import SFTPPool, download_bytes, download_many
 
 
 def _files(server: SSHServer, count: int) -> list[str]:

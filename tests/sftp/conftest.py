@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ._proxy import DelayProxy
-from ._sshd import (
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import (
     MISSING_SSHD,
     SSHD,
     UNPRIVILEGED_USER,

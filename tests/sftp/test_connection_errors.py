@@ -12,11 +12,11 @@ from typing import Any
 import asyncssh
 import pytest
 from airflow.sdk import BaseHook, Connection
+from devtools.sshd import SSHServer, current_user, free_loopback_port
 
 from airflow_iterate import IterateError
 from airflow_iterate.sftp import SFTPConnectError, SFTPPool, SyncSFTPPool
 
-from ._sshd import SSHServer, current_user, free_loopback_port
 from ._util import run
 
 

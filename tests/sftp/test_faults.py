@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer
 
 from airflow_iterate.sftp import (
     SFTPConnectError,
@@ -20,8 +22,6 @@ from airflow_iterate.sftp import (
     upload_many,
 )
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer
 from ._util import run
 
 FILES = 300

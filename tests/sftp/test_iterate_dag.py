@@ -15,13 +15,13 @@ from pathlib import Path
 import pendulum
 import pytest
 from airflow.sdk import DAG, ObjectStoragePath, task
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer
 
 import airflow_iterate  # noqa: F401 - adds .iterate() to @task functions
 from airflow_iterate.sftp import SFTPPool, download_to_storage, list_files
 from tests.airflow._dagrun import run_dag, task_instances, xcom
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer
 from .conftest import DataSet
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import asyncssh
 import pytest
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer
 
 from airflow_iterate._core import ItemRunner
 from airflow_iterate.sftp import (
@@ -18,8 +20,6 @@ from airflow_iterate.sftp import (
     download_bytes,
 )
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer
 from ._util import eventually, run
 from .conftest import DataSet
 

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer
 
 from airflow_iterate._core import ItemRunner
 from airflow_iterate.sftp import SFTPPoolClosedError, SyncSFTPPool
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer
 from .conftest import DataSet
 
 

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from devtools.delay_proxy import DelayProxy
+from devtools.sshd import SSHServer
 
 from airflow_iterate.sftp import (
     SFTPFileNotFoundError,
@@ -26,8 +28,6 @@ from airflow_iterate.sftp import (
     upload_many,
 )
 
-from ._proxy import DelayProxy
-from ._sshd import SSHServer
 from ._util import run
 from .conftest import DATA_FILES, DataSet
 
