@@ -6,9 +6,6 @@ from inside a running task, and every item of the iterated task shares one pool.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,14 +22,6 @@ from tests.airflow._dagrun import run_dag, task_instances, xcom
 from .conftest import DataSet
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
-
-
-@pytest.fixture(scope="module")
-def airflow_db() -> None:
-    """A migrated metadata DB in the test AIRFLOW_HOME (dag.test() needs one)."""
-    airflow = Path(sys.executable).with_name("airflow")
-    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 @pytest.mark.slow
