@@ -119,3 +119,6 @@ class _ClassicIterateOperator(IterateOperator):
 
     def _make_invoker(self, context: Any, sink: ItemXComs) -> OperatorItemInvoker:
         return OperatorItemInvoker(self, context, sink)
+
+    def _target_name(self) -> str:
+        return f"{self.item_operator_class.__name__} instances"

@@ -76,6 +76,10 @@ class IterateOperator(BaseOperator):
     def _resolved_input(self, context: Any) -> Any:
         return self.iterate_input
 
+    def _target_name(self) -> str:
+        """What runs per item, for the log."""
+        return str(self.operator_name)
+
     # -- execution ----------------------------------------------------------------------------
 
     def execute(self, context: Any) -> list[Any]:
@@ -118,7 +122,7 @@ class IterateOperator(BaseOperator):
         total = _total(iterate_input, self.input_kind)
         self.log.info(
             "Iterating %s over %s item(s), up to %d at a time (%s)",
-            self.operator_name,
+            self._target_name(),
             "an unknown number of" if total is None else f"{total:,}",
             options.concurrency,
             "one event loop" if invoker.is_async else "thread pool",
@@ -199,6 +203,9 @@ class _PythonIterateOperator(IterateOperator):
 
     def _make_invoker(self, context: Any, sink: ItemXComs) -> ItemInvoker:
         return ItemInvoker(self.python_callable, self.static_kwargs, context, sink)
+
+    def _target_name(self) -> str:
+        return f"{getattr(self.python_callable, '__name__', 'the function')}()"
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
