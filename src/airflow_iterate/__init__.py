@@ -21,6 +21,7 @@ from ._airflow._api import install as _install
 from ._airflow._api import iterate, iterate_kwargs
 from ._airflow._async_sdk import aget_connection, aget_variable, axcom_pull
 from ._airflow._compat import BaseAsyncOperator
+from ._airflow._compat import enable_async_tasks as _enable_async_tasks
 from ._airflow._operator import IterateOperator
 from ._core import (
     ItemFailure,
@@ -51,3 +52,4 @@ __all__ = [
 ]
 
 _install()
+_enable_async_tasks()  # plain async def @task functions on Airflow 3.1, as on 3.2+

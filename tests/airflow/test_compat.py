@@ -29,3 +29,29 @@ def test_subclasses_of_the_exported_base_async_operator_run_on_the_event_loop() 
             return 1
 
     assert is_async_operator(Probe, {})
+
+
+def test_a_plain_async_task_runs_on_every_supported_airflow() -> None:
+    import asyncio
+
+    import pendulum
+    from airflow.sdk import DAG, task
+
+    from tests.airflow._dagrun import run_dag, xcom
+
+    with DAG("plain_async", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")) as dag:
+
+        @task
+        async def list_things() -> list[str]:
+            await asyncio.sleep(0)
+            return ["a", "b"]
+
+        @task
+        def count(things: list[str]) -> int:
+            return len(things)
+
+        count(list_things())
+
+    dag_run = run_dag(dag)
+    assert xcom(dag_run, "list_things") == ["a", "b"]
+    assert xcom(dag_run, "count") == 2

@@ -156,7 +156,7 @@ def test_download_many_reports_each_file(conn_id: str, data: DataSet, tmp_path: 
     for result in stored:
         if result.ok:
             relative = Path(result.remote_path).relative_to(data.root)
-            assert result.local == f"file://{tmp_path}/storage/{relative}"
+            assert result.local == str(ObjectStoragePath(f"file://{tmp_path}/storage/") / relative)
             assert (tmp_path / "storage" / relative).read_bytes() == data.files[result.remote_path]
     assert no_partial_files(tmp_path)
 

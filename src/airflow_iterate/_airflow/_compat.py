@@ -7,6 +7,7 @@ keeps it. The rest of the package imports these names from here only.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "AirflowTaskTimeout",
     "BaseAsyncOperator",
     "TaskDeferred",
+    "enable_async_tasks",
     "stats_module",
     "xcom_serde",
 ]
@@ -65,6 +67,49 @@ except ImportError:  # Airflow 3.1
             if self.execution_timeout is not None:
                 awaitable = asyncio.wait_for(awaitable, timeout=self.execution_timeout.total_seconds())
             return asyncio.run(awaitable)
+
+
+def enable_async_tasks() -> bool:
+    """Let plain ``async def`` @task functions run on Airflow 3.1, as they do natively on 3.2+.
+
+    3.1's PythonOperator refuses async callables ("Async operators require Airflow 3.2+"). Here
+    such a callable runs through the operator's ordinary sync path, behind a sync stand-in with the
+    same signature (so context arguments are still injected) that drives the coroutine to
+    completion on a fresh event loop. Does nothing where the Task SDK runs async callables itself.
+    Returns whether it patched.
+    """
+    try:
+        from airflow.sdk import BaseAsyncOperator as _native  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return False
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    original = PythonOperator.execute
+    if getattr(original, "_runs_coroutines", False):
+        return True
+
+    def execute(self: Any, context: Any) -> Any:
+        function = self.python_callable
+        if not inspect.iscoroutinefunction(inspect.unwrap(function)):
+            return original(self, context)
+
+        def run_to_completion(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(function(*args, **kwargs))
+
+        # No __wrapped__ (that would make it look async again); the signature is what matters.
+        run_to_completion.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
+        run_to_completion.__name__ = getattr(function, "__name__", "callable")
+        self.python_callable = run_to_completion
+        try:
+            return original(self, context)
+        finally:
+            self.python_callable = function
+
+    execute._runs_coroutines = True  # type: ignore[attr-defined]
+    PythonOperator.execute = execute  # type: ignore[method-assign]
+    return True
 
 
 def xcom_serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]] | None:

@@ -294,7 +294,8 @@ async def download_many(
             data = await download_bytes(pool, path)
             return TransferResult(path, size=len(data), data=data)
 
-    elif isinstance(to, (str, os.PathLike)):
+    elif isinstance(to, str) or (isinstance(to, os.PathLike) and not hasattr(to, "protocol")):
+        # (an ObjectStoragePath is path-like too on some Airflow versions: it has a protocol)
 
         async def one(path: str) -> TransferResult:
             local = await download_file(pool, path, to, remote_root=remote_root)
