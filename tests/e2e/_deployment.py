@@ -1,8 +1,9 @@
 """A throwaway Airflow deployment for end-to-end tests: api-server, scheduler and dag-processor.
 
-Everything lives in one temporary AIRFLOW_HOME (SQLite metadata DB, LocalExecutor, a copy of the
-test DAGs). Components are real ``airflow`` CLI subprocesses configured only through their
-environment, so the test process never imports Airflow or touches its configuration.
+Everything lives in one temporary AIRFLOW_HOME (SQLite metadata DB, LocalExecutor unless told
+otherwise, a copy of the test DAGs). Components are real ``airflow`` CLI subprocesses configured
+only through their environment, so the test process never imports Airflow or touches its
+configuration.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import ipaddress
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,15 +136,25 @@ class ApiClient:
 class AirflowDeployment:
     """Starts, inspects and stops the components; every wait is bounded and reports component logs."""
 
-    def __init__(self, home: Path, dags_source: Path) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_source: Path,
+        *,
+        executor: str = "LocalExecutor",
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self.executor = executor
         self.dags_folder = home / "dags"
         self.port = free_loopback_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
         self.components: list[Component] = []
         self.extra_logs: list[Path] = []
+        #: components the test killed on purpose: their exit is no failure
+        self.killed: set[str] = set()
         shutil.copytree(dags_source, self.dags_folder, ignore=shutil.ignore_patterns("__pycache__"))
-        self.env = self._environment()
+        self.env = {**self._environment(), **(extra_env or {})}
         self.api = ApiClient(self.base_url)
 
     # -- configuration ----------------------------------------------------------------------------
@@ -155,7 +167,7 @@ class AirflowDeployment:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
@@ -183,7 +195,7 @@ class AirflowDeployment:
         )
         return env
 
-    def _airflow(self, *args: str) -> list[str]:
+    def airflow_command(self, *args: str) -> list[str]:
         # The interpreter running the tests is the one with Airflow and this package installed;
         # `python -m airflow` avoids depending on the console script being on PATH.
         return [sys.executable, "-m", "airflow", *args]
@@ -218,7 +230,7 @@ class AirflowDeployment:
         with log_path.open("wb") as log:
             try:
                 result = subprocess.run(
-                    self._airflow("db", "migrate"),
+                    self.airflow_command("db", "migrate"),
                     env=self.env,
                     cwd=self.home,
                     stdin=subprocess.DEVNULL,
@@ -235,13 +247,19 @@ class AirflowDeployment:
             f"`airflow db migrate` exited with {result.returncode}\n{self.diagnostics()}"
         )
 
-    def _spawn(self, name: str, *args: str) -> None:
+    def _spawn(self, name: str, *args: str, extra_env: Mapping[str, str] | None = None) -> None:
+        self.spawn_process(name, self.airflow_command(*args), extra_env=extra_env)
+
+    def spawn_process(
+        self, name: str, command: Sequence[str], *, extra_env: Mapping[str, str] | None = None
+    ) -> Component:
+        """Start ``command`` as a component: logged, inspected, waited on and stopped like the others."""
         log_path = self.home / f"{name}.log"
         launched = time.time()
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                self._airflow(*args),
-                env=self.env,
+                list(command),
+                env={**self.env, **(extra_env or {})},
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -249,7 +267,22 @@ class AirflowDeployment:
                 # Own process group: a stray grandchild that outlives its parent is still reachable.
                 start_new_session=True,
             )
-        self.components.append(Component(name, process, log_path, _create_time(process.pid, launched)))
+        component = Component(name, process, log_path, _create_time(process.pid, launched))
+        self.components.append(component)
+        return component
+
+    def component(self, name: str) -> Component:
+        return next(c for c in self.components if c.name == name)
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a component's whole process tree at once, as a crashed machine would; returns the PIDs."""
+        self.killed.add(name)
+        procs = self.component(name).tree()
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10.0)
+        return [proc.pid for proc in procs]
 
     def stop(self) -> None:
         """Terminate every component's whole process tree; SIGKILL whatever outlives the grace period."""
@@ -322,7 +355,7 @@ class AirflowDeployment:
                 last_error = f"{type(exc).__name__}: {exc}"
             if result is not None:
                 return result
-            dead = [c for c in self.components if c.process.poll() is not None]
+            dead = [c for c in self.components if c.process.poll() is not None and c.name not in self.killed]
             if dead:
                 exits = ", ".join(f"{c.name} (exit code {c.process.returncode})" for c in dead)
                 raise AssertionError(f"while waiting for {what}: {exits} exited\n{self.diagnostics()}")
@@ -398,6 +431,8 @@ class AirflowDeployment:
             state = (
                 "running" if component.process.poll() is None else f"exited {component.process.returncode}"
             )
+            if component.name in self.killed:
+                state += ", killed by the test"
             sections.append(
                 f"----- {component.name} [{state}] {component.log_path} (last {LOG_TAIL_LINES} lines) -----\n"
                 f"{tail(component.log_path, LOG_TAIL_LINES)}"

@@ -16,6 +16,7 @@ from airflow.sdk.definitions.mappedoperator import (
 )
 
 from .._core import IterateUsageError, short_repr
+from ._chunked import build_chunked
 from ._classic import _ClassicIterateOperator
 from ._item_context import ITERATE_INDEX_KEY
 from ._operator import _PythonIterateOperator
@@ -47,6 +48,8 @@ def iterate(
     progress_interval: float | timedelta = 10.0,
     rate_limit: str | float | None = None,
     max_items: int | None = DEFAULT_MAX_ITEMS,
+    chunk_size: int | None = None,
+    chunks: int | None = None,
     **iterables: Any,
 ) -> XComArg:
     """Run ``task`` once per item inside ONE task instance; the same argument forms as ``.expand()``.
@@ -70,6 +73,9 @@ def iterate(
     :param progress_interval: how often progress is logged and reported as metrics
     :param rate_limit: item starts across the whole task, like ``"200/s"`` or ``"30/min"``
     :param max_items: refuse inputs with more items than this (None: no limit)
+    :param chunk_size: split the input over mapped task instances of this many items each (they
+        can run on different workers); see "Scaling out over workers" in the README
+    :param chunks: split the input over this many mapped task instances instead
     """
     if isinstance(task, OperatorPartial):
         task._expand_called = True  # used here, even if iterate() then refuses its arguments
@@ -88,6 +94,8 @@ def iterate(
         progress_interval=progress_interval,
         rate_limit=rate_limit,
         max_items=max_items,
+        chunk_size=chunk_size,
+        chunks=chunks,
     )
     if not iterables:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
@@ -260,15 +268,18 @@ def _build(
     operator_kwargs["task_id"] = get_unique_task_id(
         operator_kwargs["task_id"], operator_kwargs.get("dag"), operator_kwargs.get("task_group")
     )
-    operator = _PythonIterateOperator(
+    arguments: dict[str, Any] = dict(
         python_callable=task.function,
         iterate_input=iterate_input,
-        input_kind=input_kind,  # type: ignore[arg-type]
+        input_kind=input_kind,
         static_kwargs=static_kwargs,
         settings=settings,
         operator_name="@task.iterate",
         **operator_kwargs,
     )
+    if settings.chunked:
+        return build_chunked(_PythonIterateOperator, arguments, doc_md=task.function.__doc__)
+    operator = _PythonIterateOperator(**arguments)
     if task.function.__doc__ and not (operator.doc_md or operator.doc):
         operator.doc_md = task.function.__doc__
     return XComArg(operator)
@@ -285,16 +296,19 @@ def _build_classic(
     }
     task_kwargs.update({k: v for k, v in operator_kwargs.items() if k in _BASE_OPERATOR_ARGS})
     item_kwargs = {k: v for k, v in operator_kwargs.items() if k not in _BASE_OPERATOR_ARGS}
-    operator = _ClassicIterateOperator(
+    arguments: dict[str, Any] = dict(
         item_operator_class=partial.operator_class,
         operator_kwargs=item_kwargs,
         iterate_input=iterate_input,
-        input_kind=input_kind,  # type: ignore[arg-type]
+        input_kind=input_kind,
         settings=settings,
         operator_name=f"{partial.operator_class.__name__}.iterate",
         params=partial.params,
         **task_kwargs,
     )
+    if settings.chunked:
+        return build_chunked(_ClassicIterateOperator, arguments)
+    operator = _ClassicIterateOperator(**arguments)
     return XComArg(operator)
 
 

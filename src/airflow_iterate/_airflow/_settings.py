@@ -31,8 +31,18 @@ class IterateSettings:
     progress_interval: Seconds = 10.0
     rate_limit: str | float | None = None
     max_items: int | None = DEFAULT_MAX_ITEMS
+    chunk_size: int | None = None
+    chunks: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("chunk_size", "chunks"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise IterateUsageError(f"{name} must be a positive int or None, got {value!r}")
+        if self.chunk_size is not None and self.chunks is not None:
+            raise IterateUsageError(
+                "pass chunk_size (items per task instance) or chunks (number of task instances), not both"
+            )
         if not isinstance(self.checkpoint, bool):
             raise IterateUsageError(f"checkpoint must be True or False, got {self.checkpoint!r}")
         for name in ("checkpoint_interval", "progress_interval"):
@@ -57,6 +67,10 @@ class IterateSettings:
             rate_limit=self.rate_limit,  # type: ignore[arg-type]
             max_items=self.max_items,
         )
+
+    @property
+    def chunked(self) -> bool:
+        return self.chunk_size is not None or self.chunks is not None
 
     def seconds(self, name: str) -> float:
         value = _seconds(getattr(self, name))
