@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,6 +366,36 @@ class AirflowDeployment:
                     f"{self.diagnostics()}"
                 )
             time.sleep(POLL_INTERVAL)
+
+    # -- DAG runs through the REST API --------------------------------------------------------------
+
+    def trigger(self, dag_id: str, prefix: str = "e2e") -> str:
+        """Unpause ``dag_id`` and start a run of it; returns the run id."""
+        self.api.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        run_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.api.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None}
+        )
+        return run_id
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+        """The run, once it has succeeded or failed."""
+
+        def finished() -> dict[str, Any] | None:
+            run: dict[str, Any] = self.api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            return run if run["state"] in ("success", "failed") else None
+
+        return self.wait_for(f"dag run {run_id} of {dag_id} to finish", finished, timeout)
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        entry = self.api.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            map_index=map_index,
+            deserialize=True,
+        )
+        return entry["value"]
 
     def _api_health(self) -> dict[str, Any] | None:
         response = self.api.http.get("/api/v2/monitor/health")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -36,9 +34,7 @@ def effects(home: Path) -> list[tuple[int, int]]:
 def test_a_killed_task_resumes_after_its_retry(airflow_deployment: AirflowDeployment) -> None:
     api = airflow_deployment.api
     home = airflow_deployment.home
-    api.request("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
-    run_id = f"resume-{uuid.uuid4().hex[:12]}"
-    api.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+    run_id = airflow_deployment.trigger(DAG_ID, "resume")
 
     airflow_deployment.wait_for(
         "the first try to get half-way", lambda: len(effects(home)) >= ITEM_COUNT // 2 or None, 120
@@ -47,22 +43,13 @@ def test_a_killed_task_resumes_after_its_retry(airflow_deployment: AirflowDeploy
     os.kill(pid, signal.SIGKILL)
     done_before_kill = len(effects(home))
 
-    def finished() -> dict[str, Any] | None:
-        run: dict[str, Any] = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
-        return run if run["state"] in ("success", "failed") else None
-
-    run = airflow_deployment.wait_for(f"dag run {run_id}", finished, 180)
+    run = airflow_deployment.wait_for_run(DAG_ID, run_id, 180)
     ti = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/work")
     assert run["state"] == "success", f"{ti}\n{airflow_deployment.diagnostics()}"
     assert ti["try_number"] == 2, ti
 
     # Complete and ordered, as if nothing had happened.
-    xcom = api.get(
-        f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/work/xcomEntries/return_value",
-        map_index=-1,
-        deserialize=True,
-    )
-    assert xcom["value"] == [n * n for n in range(ITEM_COUNT)]
+    assert airflow_deployment.xcom(DAG_ID, run_id, "work") == [n * n for n in range(ITEM_COUNT)]
 
     rows = effects(home)
     per_item = Counter(n for n, _ in rows)
@@ -72,10 +59,6 @@ def test_a_killed_task_resumes_after_its_retry(airflow_deployment: AirflowDeploy
     # The at-least-once window: only items that finished after the last checkpoint write before
     # the kill ran twice; everything else the second try took from the checkpoint.
     assert len(redone) <= MAX_REDONE, (len(redone), done_before_kill)
-    summary = api.get(
-        f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/work/xcomEntries/iterate_summary",
-        map_index=-1,
-        deserialize=True,
-    )["value"]
+    summary = airflow_deployment.xcom(DAG_ID, run_id, "work", key="iterate_summary")
     assert summary["resumed"] >= done_before_kill - MAX_REDONE
     assert summary["resumed"] + summary["succeeded"] == ITEM_COUNT

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from typing import Any
 
 import pytest
 
-from ._deployment import LOOPBACK, AirflowDeployment, ApiClient
+from ._deployment import LOOPBACK, AirflowDeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,7 +25,6 @@ ITEM_COUNT = 2000
 FACTOR = 3
 
 RUN_TIMEOUT = 120.0
-TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 
 
 def assert_only_loopback_listeners(deployment: AirflowDeployment) -> None:
@@ -49,20 +47,6 @@ def test_components_listen_on_loopback_only(airflow_deployment: AirflowDeploymen
     assert_only_loopback_listeners(airflow_deployment)
 
 
-def finished_run(api: ApiClient, run_id: str) -> dict[str, Any] | None:
-    run: dict[str, Any] = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
-    return run if run["state"] in TERMINAL_RUN_STATES else None
-
-
-def xcom_return_value(api: ApiClient, run_id: str, task_id: str) -> Any:
-    entry = api.get(
-        f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
-        map_index=-1,
-        deserialize=True,
-    )
-    return entry["value"]
-
-
 def first_difference(actual: list[Any], expected: list[Any]) -> str:
     for index, (got, want) in enumerate(zip(actual, expected, strict=False)):
         if got != want:
@@ -80,14 +64,8 @@ def describe(task_instances: list[dict[str, Any]]) -> str:
 
 def test_iterate_runs_every_item_in_one_task_instance(airflow_deployment: AirflowDeployment) -> None:
     api = airflow_deployment.api
-    dag = api.request("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
-    assert dag["is_paused"] is False
-
-    run_id = f"e2e-{uuid.uuid4().hex[:12]}"
-    api.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
-    run = airflow_deployment.wait_for(
-        f"dag run {run_id} to finish", lambda: finished_run(api, run_id), RUN_TIMEOUT
-    )
+    run_id = airflow_deployment.trigger(DAG_ID)
+    run = airflow_deployment.wait_for_run(DAG_ID, run_id, RUN_TIMEOUT)
 
     task_instances: list[dict[str, Any]] = api.get(
         f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100
@@ -110,13 +88,13 @@ def test_iterate_runs_every_item_in_one_task_instance(airflow_deployment: Airflo
     assert task["is_mapped"] is False
 
     expected = [x * FACTOR for x in range(ITEM_COUNT)]
-    results = xcom_return_value(api, run_id, ITERATED_TASK)
+    results = airflow_deployment.xcom(DAG_ID, run_id, ITERATED_TASK)
     assert isinstance(results, list), f"return_value is {type(results).__name__}: {str(results)[:500]}"
     assert len(results) == ITEM_COUNT
     # Compared as a whole so a misplaced item fails too, not just a missing one.
     assert results == expected, first_difference(results, expected)
 
-    summary = xcom_return_value(api, run_id, DOWNSTREAM_TASK)
+    summary = airflow_deployment.xcom(DAG_ID, run_id, DOWNSTREAM_TASK)
     assert summary == {
         "count": ITEM_COUNT,
         "sum": sum(expected),
