@@ -44,6 +44,7 @@ def test_demo_dag_loads_every_file_exactly_once_despite_cut_connections(
         "AIRFLOW_CONN_DEMO_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(warehouse)})
     )
     monkeypatch.setenv("DEMO_REMOTE_ROOT", str(remote))
+    monkeypatch.setenv("DEMO_STAGING", f"file://{sshd.directory / 'staging'}/")
 
     spec = importlib.util.spec_from_file_location("sftp_to_warehouse_dag", DAG_FILE)
     assert spec is not None and spec.loader is not None
