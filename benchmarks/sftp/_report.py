@@ -114,7 +114,9 @@ def targets_table(rows: list[Measurement], link: str) -> list[str]:
         target: Target
         for target in targets(found, key):
             met = "yes" if target.met else "**no**"
-            lines.append([name, target.label, _ratio(target.value), f"≥ {target.wanted:g}x", met])
+            # Two decimals below 100x, so that a value just under its target never reads as equal to it.
+            value = f"{target.value:,.0f}x" if target.value >= 100 else f"{target.value:.2f}x"
+            lines.append([name, target.label, value, f"≥ {target.wanted:g}x", met])
     return _table(["row", "target", "measured", "wanted", "met"], lines, "llrll")
 
 
