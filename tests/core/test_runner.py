@@ -35,7 +35,6 @@ def test_async_results_are_in_input_order_when_items_finish_out_of_order() -> No
 
 
 def test_sync_results_are_in_input_order_when_items_finish_out_of_order() -> None:
-    finish_order: list[int] = []
     gate = threading.Barrier(4, timeout=10)
 
     def call(index: int, item: str) -> str:
@@ -43,7 +42,6 @@ def test_sync_results_are_in_input_order_when_items_finish_out_of_order() -> Non
             gate.wait()  # the first four run together, then finish in reverse order
             for _ in range(4 - index):
                 threading.Event().wait(0.001)
-        finish_order.append(index)
         return item.upper()
 
     items = [f"f{i}" for i in range(50)]

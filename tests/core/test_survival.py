@@ -19,6 +19,7 @@ from airflow_iterate._core import (
     IterateUsageError,
     RunOptions,
     RunStatistics,
+    input_digest,
     parse_rate_limit,
 )
 
@@ -317,13 +318,7 @@ def test_large_results_are_split_into_pieces_under_the_value_limit() -> None:
     checkpoint.flush()
     assert store.sets > 1
     assert all(len(str(v)) < 65_000 for v in store.data.values())
-    assert Checkpoint(store, "large").load() == {i: (Checkpoint_digest(i), blob) for i in range(5)}
-
-
-def Checkpoint_digest(item: Any) -> int:
-    from airflow_iterate._core import input_digest
-
-    return input_digest(item)
+    assert Checkpoint(store, "large").load() == {i: (input_digest(i), blob) for i in range(5)}
 
 
 def test_a_batch_cut_short_by_a_crash_is_ignored() -> None:
