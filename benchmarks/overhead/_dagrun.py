@@ -24,6 +24,8 @@ from airflow.utils.session import create_session
 
 from airflow_iterate import IterateOperator  # importing the package gives @task functions .iterate()
 
+from ._config import ASYNC_CONCURRENCY, SYNC_THREADS
+
 _execute_seconds: dict[str, list[float]] = {}
 
 
@@ -57,8 +59,13 @@ def _dag(dag_id: str) -> DAG:
 
 def build_dags(async_items: int, sync_items: int, expand_tis: int) -> dict[str, DAG]:
     with _dag("overhead_iterate") as iterate_dag:
-        noop.override(task_id="iterate_async").iterate(x=list(range(async_items)))
-        noop_sync.override(task_id="iterate_sync").iterate(x=list(range(sync_items)))
+        # The floors' concurrency, so that the rows compare like with like.
+        noop.override(task_id="iterate_async").iterate(
+            x=list(range(async_items)), concurrency=ASYNC_CONCURRENCY
+        )
+        noop_sync.override(task_id="iterate_sync").iterate(
+            x=list(range(sync_items)), concurrency=SYNC_THREADS
+        )
     # The one-instance run is the baseline: subtracting it leaves what each further mapped task
     # instance adds, without the DAG run's own fixed cost.
     with _dag("overhead_expand_1") as expand_one:

@@ -11,8 +11,8 @@ DEFAULT_RTT_MS = 20.0
 HOOK_ASYNC_CONCURRENCY = 16
 #: provider pool sizes tried besides its default (os.cpu_count())
 PROVIDER_POOL_SIZES = (16, 32, 64, 128)
-#: .iterate()'s concurrency in the tuned variant (the default for async items is 32)
-TUNED_CONCURRENCY = 128
+#: .iterate()'s concurrency in the second variant of row 5 (the default for async items is 128)
+LOW_CONCURRENCY = 32
 #: the hand-written asyncssh client: connections and reads in flight
 RAW_CONNECTIONS = 4
 RAW_IN_FLIGHT = 128
@@ -34,8 +34,6 @@ class Sizes:
     provider_default: int
     #: attempts at a short row disturbed by other load on the machine
     attempts: int
-    #: also measure row 5 with the package changes proposed in _whatif.py
-    what_if: bool
 
 
 FULL = Sizes(
@@ -45,8 +43,5 @@ FULL = Sizes(
     hook_async=2_000,
     provider_default=2_000,
     attempts=3,
-    what_if=True,
 )
-QUICK = Sizes(
-    files=1_000, expand=25, hook_sync=60, hook_async=150, provider_default=150, attempts=1, what_if=False
-)
+QUICK = Sizes(files=1_000, expand=25, hook_sync=60, hook_async=150, provider_default=150, attempts=1)

@@ -5,7 +5,7 @@
 
 The DAG is what a user writes without tuning: a task returns the file list, then one ``async def``
 item per file borrows from ``SFTPPool.shared(conn_id)`` and calls ``download_bytes``;
-``--concurrency`` is the tuned variant. dag.test() runs the task instances in this process, so
+``--concurrency`` is the second variant. dag.test() runs the task instances in this process, so
 this process's CPU time from the end of the listing task to the end of the DAG run is what the
 downloading task instance cost, its start, checkpoints and XCom push included.
 """
@@ -108,19 +108,12 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=None, help="None: .iterate()'s default")
-    parser.add_argument(
-        "--what-if", action="store_true", help="apply the changes proposed in _whatif.py to the package first"
-    )
     parser.add_argument("--repeats", type=int, default=1, help="measured runs (more for profiling)")
     parser.add_argument("--dags-folder", type=Path, required=True)
     parser.add_argument("--json-out", type=Path, required=True)
     args = parser.parse_args()
 
     phases = {"start": time.perf_counter()}
-    if args.what_if:
-        from . import _whatif
-
-        _whatif.apply()
     _record_execute()
     measured = build("sftp_iterate", args.manifest, args.count, args.conn_id, args.concurrency)
     register([measured], args.dags_folder)

@@ -29,9 +29,6 @@ def notes(rows: list[Measurement], sizes: Sizes, rtt_ms: float) -> list[str]:
         "`SFTPPool.shared(conn_id)` + `download_bytes`, with checkpoints, progress and the XCom of every "
         "file's size; wall time is that task instance's recorded duration, CPU time the process's from "
         "the end of the listing task to the end of the run.",
-        "The what-if row applies two changes to `airflow_iterate.sftp` for that row only "
-        "(benchmarks/sftp/_whatif.py): offer AES-GCM before chacha20-poly1305, and read a small file "
-        "with one request instead of an fstat and a read. The package itself is unchanged.",
         "Row 6 uses asyncssh's SFTP request layer directly (open, one read of up to 255 KiB, a close that "
         "is not waited for), `aes128-gcm@openssh.com`, no Airflow: what one Python process can do here.",
         "Client CPU s: user + system time of the client processes over the timed window; the whole "

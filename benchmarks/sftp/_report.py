@@ -103,11 +103,7 @@ def results_table(rows: list[Measurement], link: str) -> list[str]:
 def targets_table(rows: list[Measurement], link: str) -> list[str]:
     found = by_key(rows, link)
     lines = []
-    names = (
-        ("iterate_default", "(5) defaults"),
-        ("iterate_tuned", "(5) tuned"),
-        ("iterate_whatif", "(5) what-if"),
-    )
+    names = (("iterate_default", "(5) defaults"),)
     for key, name in names:
         if key not in found:
             continue
@@ -145,8 +141,7 @@ def proposal_table(rows: list[Measurement], links: list[str]) -> list[str]:
         found = per_link[link]
         variants = (
             ("iterate_default", "defaults"),
-            ("iterate_tuned", "tuned"),
-            ("iterate_whatif", "what-if"),
+            ("iterate_c32", "`concurrency=32`"),
         )
         ours.append(
             ", ".join(
@@ -170,8 +165,7 @@ _CHART_LABELS = {
     "hook_sync": "SFTPHook loop",
     "hook_async": "SFTPHookAsync per file, 16 at once",
     "iterate_default": ".iterate() + SFTPPool, defaults",
-    "iterate_tuned": ".iterate(), concurrency=128",
-    "iterate_whatif": "what-if: + AES-GCM, no fstat",
+    "iterate_c32": ".iterate(), concurrency=32",
     "raw": "raw asyncssh, hand-tuned",
 }
 

@@ -79,7 +79,7 @@ def best_provider(rows: dict[str, Measurement]) -> Measurement:
 
 
 def targets(rows: dict[str, Measurement], key: str) -> list[Target]:
-    """The stated targets for row ``key`` (the default or the tuned ``.iterate()``)."""
+    """The stated targets for row ``key`` (``.iterate()`` at its defaults)."""
     ours = rows[key].files_per_second
     best = best_provider(rows)
     default = rows["provider_default"]

@@ -13,10 +13,10 @@ from typing import Any
 from ._accounting import ProcessUsage, cpu_between, cpu_snapshot, machine_busy, run_accounted, self_cpu
 from ._config import (
     HOOK_ASYNC_CONCURRENCY,
+    LOW_CONCURRENCY,
     PROVIDER_POOL_SIZES,
     RAW_CONNECTIONS,
     RAW_IN_FLIGHT,
-    TUNED_CONCURRENCY,
     Sizes,
 )
 from ._data import DataSet
@@ -88,31 +88,19 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
         RowSpec(
             "iterate_default",
             "5",
-            "`.iterate()` + `SFTPPool.shared()` + `download_bytes`, all defaults (32 in flight)",
+            "`.iterate()` + `SFTPPool.shared()` + `download_bytes`, all defaults (128 in flight)",
             "_dagtest",
             sizes.files,
         ),
         RowSpec(
-            "iterate_tuned",
+            "iterate_c32",
             "5",
-            f"`.iterate()` as above, tuned: `concurrency={TUNED_CONCURRENCY}`",
+            f"`.iterate()` as above with `concurrency={LOW_CONCURRENCY}`",
             "_dagtest",
             sizes.files,
-            ("--concurrency", str(TUNED_CONCURRENCY)),
+            ("--concurrency", str(LOW_CONCURRENCY)),
         ),
     ]
-    if sizes.what_if:
-        specs.append(
-            RowSpec(
-                "iterate_whatif",
-                "5",
-                f"what-if: `.iterate()` `concurrency={TUNED_CONCURRENCY}` + two proposed package changes "
-                "(AES-GCM first, no fstat per file), patched in for this row only",
-                "_dagtest",
-                sizes.files,
-                ("--concurrency", str(TUNED_CONCURRENCY), "--what-if"),
-            )
-        )
     specs.append(
         RowSpec(
             "raw",

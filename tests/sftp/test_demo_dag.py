@@ -52,18 +52,19 @@ def test_demo_dag_loads_every_file_exactly_once_despite_cut_connections(
     spec.loader.exec_module(module)
     dag = module.sftp_to_warehouse()  # the @dag function builds a fresh DAG object
 
-    # Cut every connection when the 100th download starts, with dozens in flight: a real fault
-    # in the middle of the run, at a deterministic point.
+    # Cut every connection when the 100th download has finished, with dozens in flight: a real
+    # fault in the middle of the run, at a deterministic point.
     real_download = module.download_bytes
-    started = 0
+    finished = 0
     cut_links: list[int] = []
 
     async def download_then_cut(pool: Any, path: str) -> bytes:
-        nonlocal started
-        started += 1
-        if started == 100:
+        nonlocal finished
+        data = cast(bytes, await real_download(pool, path))
+        finished += 1
+        if finished == 100:
             cut_links.append(proxy.cut())
-        return cast(bytes, await real_download(pool, path))
+        return data
 
     monkeypatch.setattr(module, "download_bytes", download_then_cut)
     dag_run = run_dag(dag)

@@ -59,7 +59,7 @@ def iterate(
     cross product. Arguments fixed for every item come from ``task.partial(...)``. Returns an
     XComArg whose value is the list of per-item results in input order.
 
-    :param concurrency: items running at once (default 32 for ``async def`` functions, which share
+    :param concurrency: items running at once (default 128 for ``async def`` functions, which share
         one event loop, and 8 threads for sync functions)
     :param item_retries: extra attempts for an item that raises one of ``item_retry_on``
     :param item_retry_delay: the first retry's delay; it doubles each time, with jitter

@@ -315,6 +315,7 @@ class SyncSFTPPool:
                 auth_timeout=settings.connect_timeout,
                 allow_agent=settings.look_for_keys and self._pkey is None,
                 look_for_keys=settings.look_for_keys and self._pkey is None,
+                disabled_algorithms=_disabled_ciphers(settings),
             )
             sftp = ssh.open_sftp()
         except Exception as exc:
@@ -328,6 +329,14 @@ class SyncSFTPPool:
             self._clients.append(holder)
             self._opened += 1
         return holder
+
+
+def _disabled_ciphers(settings: ConnectionSettings) -> dict[str, list[str]] | None:
+    # paramiko has no order of preference to pass: the `ciphers` extra limits what it offers.
+    if settings.ciphers is None:
+        return None
+    offered = paramiko.Transport._preferred_ciphers
+    return {"ciphers": [name for name in offered if name not in settings.ciphers]}
 
 
 def _is_status_error(exc: BaseException) -> bool:

@@ -32,6 +32,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncssh
 
+from ._connection import reads_whole_files
 from ._errors import (
     SFTPConnectionLostError,
     SFTPFileNotFoundError,
@@ -422,17 +423,26 @@ _closing: set[asyncio.Task[None]] = set()
 async def _read(sftp: asyncssh.SFTPClient, path: str, *, limit: int | None = None) -> Any:
     """The file's bytes, or ``None`` when it is larger than ``limit``.
 
-    Two round trips for a small file: the open, then its size and first block requested
-    together. asyncssh's own ``read()`` would ask once more to be sure of the end of the file.
+    Two round trips for a small file: the open, then its first block. From a server whose short
+    reads mean the end of the file (OpenSSH), a short first block is the whole file; from others
+    the file's size is requested together with the block. asyncssh's own ``read()`` would ask once
+    more to be sure of the end of the file.
     """
     # block_size=0: one read request, whatever the server answers (it may answer less than asked)
     f = await sftp.open(path, "rb", block_size=0)
     try:
         first_read = min(FIRST_READ, sftp.limits.max_read_len or FIRST_READ)
-        attrs, first = await asyncio.gather(f.stat(), f.read(first_read, 0))
-        size = attrs.size
-        if size is not None and len(first) >= size:
-            return first
+        if reads_whole_files(sftp):
+            first = await f.read(first_read, 0)
+            if len(first) < first_read:
+                return first
+            # A large file: its size only matters against the limit (asyncssh finds the rest's).
+            size = (await f.stat()).size if limit is not None else None
+        else:
+            attrs, first = await asyncio.gather(f.stat(), f.read(first_read, 0))
+            size = attrs.size
+            if size is not None and len(first) >= size:
+                return first
         if limit is not None and (size is None or size > limit):
             return None
     finally:
