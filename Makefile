@@ -47,14 +47,17 @@ $(STAMP31): pyproject.toml requirements/airflow31.txt
 test-airflow31: $(STAMP31) system-packages
 	$(VENV31)/bin/python -m pytest $(PYTEST_ARGS)
 
-# Per-item overhead, then the proposal's SFTP table against a real sshd (hence system-packages).
+# Per-item overhead, the proposal's SFTP table against a real sshd, then the same job chunked
+# over Celery workers (Redis and sshd: hence system-packages).
 bench: $(STAMP) system-packages
 	$(BIN)/python -m benchmarks.overhead
 	$(BIN)/python -m benchmarks.sftp
+	$(BIN)/python -m benchmarks.scaleout
 
 bench-quick: $(STAMP) system-packages
 	$(BIN)/python -m benchmarks.overhead --quick
 	$(BIN)/python -m benchmarks.sftp --quick
+	$(BIN)/python -m benchmarks.scaleout --quick
 
 clean:
 	rm -rf $(VENV) $(VENV31) .demo .bench .pytest_cache .mypy_cache .ruff_cache
