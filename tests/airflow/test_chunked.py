@@ -239,11 +239,31 @@ def test_operator_partials_chunk_with_global_template_indexes() -> None:
 
     dag_run = run_dag(dag)
     assert xcom(dag_run, "copy.gather") == [f">f{i}-{i}" for i in range(7)]
-    # item XComs are per chunk task instance: one list per chunk, in input order
+    # item XComs: one list per chunk task instance, and the gather's over the whole input
     assert xcom(dag_run, "copy.chunks", key="length", map_index=2) == [len("f6-6")]
+    assert xcom(dag_run, "copy.gather", key="length") == [len(f"f{i}-{i}") for i in range(7)]
     op = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("copy.chunks")
     assert op.upstream_task_ids == {"copy.plan", "files"}
     assert op.operator_name == "PathOperator.iterate"
+
+
+def test_item_xcoms_are_combined_over_the_chunks_in_input_order() -> None:
+    with make_dag("chunked_item_xcoms") as dag:
+
+        @task
+        def tag(n: int, ti: Any = None) -> int:
+            if n >= 3:  # the first chunk (0, 1, 2) pushes nothing at all
+                ti.xcom_push(key="tenfold", value=n * 10)
+            if n % 2:
+                ti.xcom_push(key="odd", value=True)
+            return n
+
+        tag.iterate(n=list(range(8)), chunk_size=3)
+
+    dag_run = run_dag(dag)
+    assert xcom(dag_run, "tag.gather") == list(range(8))
+    assert xcom(dag_run, "tag.gather", key="tenfold") == [None, None, None, 30, 40, 50, 60, 70]
+    assert xcom(dag_run, "tag.gather", key="odd") == [None, True, None, True, None, True, None, True]
 
 
 # -- failures and resume --------------------------------------------------------------------------

@@ -48,6 +48,9 @@ from ._operator import InputKind, IterateOperator, _PythonIterateOperator
 from ._reporting import FAILURES_KEY, SUMMARY_KEY
 from ._streaming import PAGE_SIZE, _prefetched, is_lazy_xcom_sequence, stream
 
+#: the keys of the XComs a chunk's items pushed, for the gather to combine
+ITEM_XCOM_KEYS_KEY = "iterate_item_xcom_keys"
+
 PLAN_TASK_ID = "plan"
 CHUNKS_TASK_ID = "chunks"
 GATHER_TASK_ID = "gather"
@@ -421,6 +424,12 @@ class _ChunkOperator(IterateOperator):
         start, _ = _chunk_bounds(self.chunk)
         return _GlobalIndexInvoker(super()._make_invoker(context, _ShiftedXComs(sink, start)), start)
 
+    def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, count: int) -> list[str]:
+        pushed = super()._publish_item_xcoms(ti, sink, count)
+        if pushed:
+            ti.xcom_push(key=ITEM_XCOM_KEYS_KEY, value=pushed)
+        return pushed
+
     def execute(self, context: Any) -> list[Any]:
         start, stop = _chunk_bounds(self.chunk)
         self.log.info(
@@ -450,7 +459,12 @@ class RecordedItemError(Exception):
 class IterateGatherOperator(BaseOperator):
     """Concatenates the chunks' results in input order; checks failures against the whole input."""
 
-    template_fields: ClassVar[tuple[str, ...]] = ("chunk_results", "chunk_summaries", "chunk_failures")
+    template_fields: ClassVar[tuple[str, ...]] = (
+        "chunk_results",
+        "chunk_summaries",
+        "chunk_failures",
+        "chunk_item_xcom_keys",
+    )
     custom_operator_name = "iterate: gather chunks"
     ui_color = "#eaf4fb"
 
@@ -460,12 +474,16 @@ class IterateGatherOperator(BaseOperator):
         chunk_results: Any,
         chunk_summaries: Any,
         chunk_failures: Any,
+        chunk_item_xcom_keys: Any,
         plan_task_id: str,
+        chunks_task_id: str,
         max_failures: int | float | None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.plan_task_id = plan_task_id
+        self.chunks_task_id = chunks_task_id
+        self.chunk_item_xcom_keys = chunk_item_xcom_keys
         self.chunk_results = chunk_results
         self.chunk_summaries = chunk_summaries
         self.chunk_failures = chunk_failures
@@ -486,6 +504,7 @@ class IterateGatherOperator(BaseOperator):
         ti.xcom_push(key=SUMMARY_KEY, value=summary)
         if failures:
             ti.xcom_push(key=FAILURES_KEY, value=failures)
+        self._combine_item_xcoms(ti, list(planned or []))
         self.log.info(
             "Gathered %s result(s) from %d chunk(s): %s succeeded, %s resumed, %s failed",
             f"{len(results):,}",
@@ -496,6 +515,19 @@ class IterateGatherOperator(BaseOperator):
         )
         self._check_failures(summary, failures, len(results))
         return results
+
+    def _combine_item_xcoms(self, ti: Any, planned: list[dict[str, int]]) -> None:
+        """One list per key over the whole input, as an unchunked run pushes it (None: not pushed)."""
+        keys = sorted({key for part in stream(self.chunk_item_xcom_keys) for key in part or ()})
+        for key in keys:
+            values: list[Any] = []
+            for map_index, chunk in enumerate(planned):
+                size = chunk["stop"] - chunk["start"]
+                part = ti.xcom_pull(task_ids=self.chunks_task_id, key=key, map_indexes=map_index)
+                values.extend(part if isinstance(part, list) and len(part) == size else [None] * size)
+            ti.xcom_push(key=key, value=values)
+        if keys:
+            self.log.info("XComs pushed by items, combined over the chunks in input order: %s", keys)
 
     def _check_failures(self, summary: Mapping[str, Any], failures: list[dict[str, Any]], total: int) -> None:
         # Each chunk tolerated max_failures on its own; the whole input must too.
@@ -629,7 +661,9 @@ def build_chunked(
         chunk_results=XComArg(mapped),
         chunk_summaries=XComArg(mapped, key=SUMMARY_KEY),
         chunk_failures=XComArg(mapped, key=FAILURES_KEY),
+        chunk_item_xcom_keys=XComArg(mapped, key=ITEM_XCOM_KEYS_KEY),
         plan_task_id=plan.task_id,
+        chunks_task_id=mapped.task_id,
         max_failures=settings.max_failures,
         **shared(*_GATHER_ONLY_ARGS),
     )

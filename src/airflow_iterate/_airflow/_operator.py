@@ -142,11 +142,15 @@ class IterateOperator(BaseOperator):
                 )
             reporter.finished(runner.statistics(), runner.failures)
             stats = runner.statistics()
-            pushed = sink.publish(context["ti"], stats.started + stats.resumed)
-            if pushed:
-                self.log.info("XComs pushed by items, as one list per key in input order: %s", pushed)
+            self._publish_item_xcoms(context["ti"], sink, stats.started + stats.resumed)
         _require_serializable(results, self._items(iterate_input))
         return results
+
+    def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, count: int) -> list[str]:
+        pushed = sink.publish(ti, count)
+        if pushed:
+            self.log.info("XComs pushed by items, as one list per key in input order: %s", pushed)
+        return pushed
 
     def on_kill(self) -> None:
         """Called by Airflow when the task is killed (SIGTERM): stop the run cleanly.
