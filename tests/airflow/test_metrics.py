@@ -28,6 +28,7 @@ DAG_FILE = textwrap.dedent(
             return n * n
 
         square.iterate(n=list(range(50)))
+        square.override(task_id="halves").iterate(n=list(range(30)), chunks=2)
 
 
     metrics_dag()
@@ -67,7 +68,17 @@ def test_iterate_gauges_are_sent_to_statsd(tmp_path: Path) -> None:
     finally:
         listener.close()
     ours = [line.split(":", 1) for line in received if line.startswith("airflow.iterate.")]
-    gauges = dict(ours)
-    assert gauges.get("airflow.iterate.succeeded") == "50|g", received[:50]
-    assert gauges.get("airflow.iterate.failed") == "0|g"
+    gauges = dict(ours)  # the last value of each
+    sent: dict[str, set[str]] = {}
+    for name, value in ours:
+        sent.setdefault(name, set()).add(value)
+    # the tagged name (tags reach only StatsD servers that take them) is shared by both tasks
+    assert "50|g" in sent.get("airflow.iterate.succeeded", set()), received[:50]
+    assert sent.get("airflow.iterate.failed") == {"0|g"}
     assert "airflow.iterate.rate" in gauges
+    # the same gauges under the task's own name, for StatsD servers without tags
+    assert gauges.get("airflow.iterate.metrics_dag.square.succeeded") == "50|g", received[:50]
+    assert gauges.get("airflow.iterate.metrics_dag.square.failed") == "0|g"
+    # each chunk under its own name: chunks running at once do not overwrite each other
+    assert gauges.get("airflow.iterate.metrics_dag.halves.chunks.0.succeeded") == "15|g", received[:80]
+    assert gauges.get("airflow.iterate.metrics_dag.halves.chunks.1.succeeded") == "15|g"

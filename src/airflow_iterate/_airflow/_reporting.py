@@ -13,6 +13,8 @@ FAILURES_KEY = "iterate_failures"
 
 #: failures listed in the log and in the failures XCom (all are counted in the summary)
 MAX_REPORTED_FAILURES = 1000
+#: longer per-task metric names are not sent (Airflow refuses names over 250 characters)
+MAX_METRIC_PREFIX = 200
 
 
 class Reporter:
@@ -21,6 +23,14 @@ class Reporter:
         self._context = context
         ti = context["ti"]
         self._tags = {"dag_id": ti.dag_id, "task_id": ti.task_id}
+        map_index = getattr(ti, "map_index", None)
+        mapped = isinstance(map_index, int) and map_index >= 0
+        if mapped:  # a chunk: each chunk running at once reports its own progress
+            self._tags["map_index"] = str(map_index)
+        # Plain StatsD drops tags: as with Airflow's own per-task metrics, a second name carries
+        # the task (and the chunk), so that two iterated tasks never overwrite each other's gauges.
+        prefix = f"iterate.{ti.dag_id}.{ti.task_id}" + (f".{map_index}" if mapped else "")
+        self._task_prefix = prefix if len(prefix) <= MAX_METRIC_PREFIX else None
         self._stats = stats_module()
 
     def progress(self, stats: RunStatistics) -> None:
@@ -73,3 +83,5 @@ class Reporter:
             ("rate", stats.rate),
         ):
             self._stats.gauge(f"iterate.{name}", value, tags=self._tags)
+            if self._task_prefix is not None:
+                self._stats.gauge(f"{self._task_prefix}.{name}", value)
