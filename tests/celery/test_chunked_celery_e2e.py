@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e._deployment import LOOPBACK, AirflowDeployment, ApiClient
+from tests.e2e._deployment import LOOPBACK, AirflowDeployment, ApiClient, ApiError
 
 from .conftest import DAG_ID, WORKERS
 
@@ -58,13 +58,23 @@ def xcom(api: ApiClient, run_id: str, task_id: str, key: str = "return_value", m
     return api.get(path, map_index=map_index, deserialize=True)["value"]
 
 
-def checkpointed(api: ApiClient, run_id: str, map_index: int) -> set[int]:
-    """Indexes (within the chunk) in the chunk's checkpoint, read from its task state store."""
-    from airflow_iterate._core import Checkpoint
+def checkpointed(deployment: AirflowDeployment, run_id: str, map_index: int) -> set[int]:
+    """Indexes (within the chunk) in the chunk's checkpoint, read from its task state store.
 
-    entries = api.get(
-        f"{run_path(run_id)}/taskInstances/{CHUNKS_TASK}/state-store", map_index=map_index, limit=100
-    )["task_state_store"]
+    Airflow 3.1 has no task state store: there the checkpoint is in the fallback directory under
+    AIRFLOW_HOME, which both workers share on this one machine (as a shared mount would).
+    """
+    from airflow_iterate._core import Checkpoint, DirectoryStateStore
+
+    try:
+        entries = deployment.api.get(
+            f"{run_path(run_id)}/taskInstances/{CHUNKS_TASK}/state-store", map_index=map_index, limit=100
+        )["task_state_store"]
+    except ApiError as exc:
+        if "got 422" not in str(exc) and "got 404" not in str(exc):
+            raise
+        directory = DirectoryStateStore(deployment.home / "iterate-checkpoints")
+        return set(Checkpoint(directory, f"{DAG_ID}/{run_id}/{CHUNKS_TASK}/{map_index}").load())
     store = {entry["key"]: entry["value"] for entry in entries}
     return set(Checkpoint(_ReadOnlyStore(store), "v1").load())
 
@@ -129,7 +139,7 @@ def test_chunks_spread_over_workers_and_survive_a_killed_worker(celery_deploymen
     # The chunk stops at its gate half-way; wait until that first half is in its checkpoint.
     deployment.wait_for(
         f"chunk {chunk}'s checkpoint to hold its first {GATE} items",
-        lambda: True if checkpointed(api, run_id, chunk) == set(range(GATE)) else None,
+        lambda: True if checkpointed(deployment, run_id, chunk) == set(range(GATE)) else None,
         CHECKPOINT_TIMEOUT,
     )
     assert sorted(effects(deployment.home, chunk, 1)) == first_half
