@@ -6,13 +6,12 @@ import argparse
 import shlex
 import sys
 import time
-from pathlib import Path
+
+from benchmarks._output import add_out_argument, output_directory
 
 from ._config import FULL, QUICK
-from ._env import REPO_ROOT, AirflowHome, run_module_json
+from ._env import AirflowHome, run_module_json
 from ._machine import describe
-
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 
 
 def _progress(message: str) -> None:
@@ -23,13 +22,12 @@ def _progress(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes; finishes in under a minute")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
-    )
+    add_out_argument(parser)
     parser.add_argument(
         "--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME and its logs"
     )
     args = parser.parse_args(argv)
+    args.out = output_directory(args)
     sizes = QUICK if args.quick else FULL
     started = time.perf_counter()
     machine = describe()  # before the benchmark's own load shows in the load average

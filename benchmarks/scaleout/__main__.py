@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.celery._cluster import start_celery_deployment
 
-from benchmarks.overhead._env import REPO_ROOT
+from benchmarks._output import add_out_argument, output_directory
 from benchmarks.overhead._machine import describe
 from benchmarks.sftp._config import DEFAULT_RTT_MS, PROPOSAL_FILES
 from benchmarks.sftp._data import MANIFEST, SEED, generate
@@ -26,7 +26,6 @@ from benchmarks.sftp._servers import Servers, sshd_version
 from ._measure import VARIANTS, WORKERS, measure
 from ._report import render
 
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
 QUICK_FILES = 1_000
 DAG_FILE = Path(__file__).with_name("_dag.py")
 
@@ -42,13 +41,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_FILES:,} files, one run each")
     parser.add_argument("--rtt-ms", type=float, default=DEFAULT_RTT_MS, help="round trip added by the proxy")
     parser.add_argument("--repeats", type=int, default=None, help="runs per variant (default 2; quick: 1)")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
-    )
+    add_out_argument(parser)
     parser.add_argument(
         "--rerender", action="store_true", help="measure nothing: remake the report from JSON"
     )
     args = parser.parse_args(argv)
+    args.out = output_directory(args)
     if args.repeats is None:
         args.repeats = 1 if args.quick else 2
     return args

@@ -11,9 +11,9 @@ import shlex
 import sys
 import time
 from importlib.metadata import version
-from pathlib import Path
 
-from benchmarks.overhead._env import REPO_ROOT, AirflowHome
+from benchmarks._output import add_out_argument, output_directory
+from benchmarks.overhead._env import AirflowHome
 from benchmarks.overhead._machine import describe
 
 from ._config import DEFAULT_RTT_MS, FULL, QUICK
@@ -21,9 +21,6 @@ from ._data import DIRECTORIES, SEED, generate
 from ._results import Measurement
 from ._rows import RowRunner, row_specs
 from ._servers import Servers, sshd_version
-
-DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
-
 
 _STARTED = time.perf_counter()
 
@@ -53,9 +50,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="comma-separated row keys (e.g. raw,iterate_default): print, write nothing",
     )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
-    )
+    add_out_argument(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME with every row's log")
     parser.add_argument(
         "--profile", action="store_true", help="with --only: py-spy flame graph per row (implies --keep-home)"
@@ -64,6 +59,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--rerender", action="store_true", help="measure nothing: remake sftp.md and sftp.png from sftp.json"
     )
     args = parser.parse_args(argv)
+    args.out = output_directory(args)
     if args.profile and not args.only:
         parser.error("--profile distorts the timings: use it with --only, which writes no report")
     args.keep_home = args.keep_home or args.profile
