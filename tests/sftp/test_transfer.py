@@ -28,7 +28,7 @@ from airflow_iterate.sftp import (
     upload_many,
 )
 
-from ._util import run
+from ._util import eventually, run
 from .conftest import DATA_FILES, DataSet
 
 T = TypeVar("T")
@@ -230,6 +230,53 @@ def test_upload_file_into_a_missing_directory(conn_id: str, workdir: Path) -> No
         with_pool(conn_id, lambda pool: upload_file(pool, b"<x/>", target))
     assert with_pool(conn_id, lambda pool: upload_file(pool, b"<x/>", target, make_dirs=True)) == 4
     assert Path(target).read_bytes() == b"<x/>"
+
+
+def test_upload_replaces_a_file_whole_and_leaves_no_temporary_file(conn_id: str, workdir: Path) -> None:
+    target = workdir / "report.xml"
+    target.write_bytes(b"<old/>")
+    big = os.urandom(3 * 1024 * 1024 + 1)  # more than one write request
+
+    async def work(pool: SFTPPool) -> list[TransferResult]:
+        await upload_file(pool, b"<new/>", str(target))
+        return await upload_many(pool, [(big, f"{workdir}/big.bin"), (b"<x/>", f"{workdir}/x.xml")])
+
+    results = with_pool(conn_id, work)
+    assert target.read_bytes() == b"<new/>"
+    assert [r.size for r in results] == [len(big), 4]
+    assert (workdir / "big.bin").read_bytes() == big
+    assert sorted(p.name for p in workdir.iterdir()) == ["big.bin", "report.xml", "x.xml"]
+
+
+def test_an_upload_cut_off_midway_never_leaves_a_partial_file_under_its_name(
+    sshd: SSHServer, make_connection: Any, make_proxy: Any, workdir: Path
+) -> None:
+    """A real fault: every connection is cut while the file is being written."""
+    proxy = make_proxy(sshd, delay=0.02)
+    conn_id = make_connection(sshd, via=proxy)
+    target = workdir / "feed.bin"
+    target.write_bytes(b"yesterday's feed")
+    payload = os.urandom(48 * 1024 * 1024)
+
+    def writing() -> bool:
+        # New bytes on the server, under whatever name the upload writes them.
+        return any(p.stat().st_size not in (0, len(b"yesterday's feed")) for p in workdir.iterdir())
+
+    async def work(pool: SFTPPool) -> BaseException | None:
+        upload = asyncio.ensure_future(upload_file(pool, payload, str(target)))
+        await eventually(lambda: writing() or upload.done(), "the upload to start writing")
+        assert not upload.done(), "the upload finished before the connection could be cut"
+        assert proxy.cut() >= 1
+        try:
+            await upload
+        except SFTPTransferError as exc:
+            return exc
+        return None
+
+    error = with_pool(conn_id, work)
+    assert isinstance(error, SFTPTransferError), error
+    assert f"upload of {str(target)!r}" in str(error)
+    assert target.read_bytes() == b"yesterday's feed"  # the old file, whole, never half the new one
 
 
 # -- speed: the point of the pool ---------------------------------------------------------------

@@ -25,6 +25,7 @@ import os
 import posixpath
 import stat
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,13 +318,16 @@ async def download_many(
 
 
 async def upload_file(
-    pool: SFTPPool, source: LocalSource, remote_path: str, *, make_dirs: bool = False
+    pool: SFTPPool, source: LocalSource, remote_path: str, *, make_dirs: bool = False, atomic: bool = True
 ) -> int:
     """Upload a local file (a path) or ``bytes`` to ``remote_path``; returns the bytes written.
 
     :param make_dirs: create the remote parent directories first (one more round trip or two).
+    :param atomic: write a hidden temporary file next to ``remote_path`` and rename it over
+        ``remote_path`` once complete, so that nobody ever sees a partial file there (one more
+        round trip). A failed upload leaves the old file, if any, in place.
     """
-    return await _upload(pool, source, remote_path, _DirectoryMaker() if make_dirs else None)
+    return await _upload(pool, source, remote_path, _DirectoryMaker() if make_dirs else None, atomic)
 
 
 async def upload_many(
@@ -331,13 +335,14 @@ async def upload_many(
     files: Iterable[tuple[LocalSource, str]],
     *,
     make_dirs: bool = False,
+    atomic: bool = True,
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Callable[[TransferResult], object] | None = None,
 ) -> list[TransferResult]:
     """Upload ``(source, remote_path)`` pairs, ``concurrency`` at a time; one result per file.
 
     ``source`` is a local path or ``bytes``. With ``make_dirs`` each remote directory is created
-    once for the whole call.
+    once for the whole call; ``atomic`` as in :func:`upload_file`.
     """
     _check_concurrency(concurrency)
     pairs = list(files)
@@ -346,7 +351,7 @@ async def upload_many(
 
     async def one(remote: str) -> TransferResult:
         source = sources[remote]
-        size = await _upload(pool, source, remote, maker)
+        size = await _upload(pool, source, remote, maker, atomic)
         return TransferResult(remote, local=_local_name(source), size=size)
 
     if len(sources) != len(pairs):
@@ -388,7 +393,7 @@ def _local_name(source: LocalSource) -> str | None:
 
 
 async def _upload(
-    pool: SFTPPool, source: LocalSource, remote_path: str, maker: _DirectoryMaker | None
+    pool: SFTPPool, source: LocalSource, remote_path: str, maker: _DirectoryMaker | None, atomic: bool
 ) -> int:
     data: bytes | None
     local: Path | None = None
@@ -399,25 +404,77 @@ async def _upload(
         # Local errors (missing file, ...) are raised as they are: they name the local path.
         data = local.read_bytes() if local.stat().st_size <= STREAM_THRESHOLD else None
 
-    async def work(sftp: asyncssh.SFTPClient) -> int:
-        if maker is not None:
-            await maker.ensure(sftp, posixpath.dirname(remote_path))
+    async def write(sftp: asyncssh.SFTPClient, path: str) -> int:
         if data is None:
             assert local is not None
-            await sftp.put(str(local), remote_path)
+            await sftp.put(str(local), path)
             return local.stat().st_size
-        async with sftp.open(remote_path, "wb") as f:
+        async with sftp.open(path, "wb") as f:
             await f.write(data, 0)
         return len(data)
 
+    async def work(sftp: asyncssh.SFTPClient) -> int:
+        if maker is not None:
+            await maker.ensure(sftp, posixpath.dirname(remote_path))
+        if not atomic:
+            return await write(sftp, remote_path)
+        directory, name = posixpath.split(remote_path)
+        temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.partial")
+        leftovers = _leftovers.setdefault(pool, set())
+        try:
+            size = await write(sftp, temporary)
+            await _replace(sftp, temporary, remote_path)
+        except BaseException:
+            # Not awaited: the borrower may be leaving because it was cancelled. When the
+            # connection is gone, the pool's next successful upload removes the file.
+            _in_background(_remove_quietly(sftp, temporary, leftovers))
+            raise
+        for leftover in list(leftovers):
+            leftovers.discard(leftover)
+            await _remove_quietly(sftp, leftover, leftovers)
+        return size
+
     return await _on_server(pool, "upload", remote_path, work)
+
+
+async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
+    """Rename ``source`` over ``target``: atomically where the server can (OpenSSH's posix-rename)."""
+    try:
+        await sftp.posix_rename(source, target)
+    except asyncssh.SFTPOpUnsupported:
+        # SFTP's own rename refuses an existing target: the old file goes first, briefly absent.
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp.remove(target)
+        await sftp.rename(source, target)
+
+
+# Temporary files of failed uploads that could not be removed then, per pool: its next successful
+# upload removes them, so that a cut connection leaves no litter on the server once retries succeed.
+_leftovers: weakref.WeakKeyDictionary[SFTPPool, set[str]] = weakref.WeakKeyDictionary()
+
+
+async def _remove_quietly(sftp: asyncssh.SFTPClient, path: str, leftovers: set[str]) -> None:
+    try:
+        await sftp.remove(path)
+    except asyncssh.SFTPNoSuchFile:  # never created
+        pass
+    except (asyncssh.Error, OSError) as exc:
+        if is_transport_error(exc):  # the connection went away: the next upload tries again
+            leftovers.add(path)
+        log.debug("removing the partial upload %s failed: %s", path, exc)
 
 
 # -- internals ------------------------------------------------------------------------------------
 
 
-# Strong references to the background closes of downloaded files (asyncio keeps only weak ones).
-_closing: set[asyncio.Task[None]] = set()
+# Strong references to background requests nobody waits for (asyncio keeps only weak ones).
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(request: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(request)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _read(sftp: asyncssh.SFTPClient, path: str, *, limit: int | None = None) -> Any:
@@ -447,9 +504,7 @@ async def _read(sftp: asyncssh.SFTPClient, path: str, *, limit: int | None = Non
             return None
     finally:
         # Nothing depends on the close's answer: send it and go, saving a round trip per file.
-        task = asyncio.ensure_future(_close_quietly(f))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        _in_background(_close_quietly(f))
     # Larger than one block: read the rest with asyncssh's parallel requests.
     async with sftp.open(path, "rb") as rest:
         remaining = await rest.read(size - len(first) if size is not None else -1, len(first))
