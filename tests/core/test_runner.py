@@ -19,6 +19,7 @@ from airflow_iterate._core import (
     IterateTimeoutError,
     IterateUsageError,
 )
+from airflow_iterate._core._lag import LoopLagMonitor
 
 # -- ordering ----------------------------------------------------------------------------------
 
@@ -363,3 +364,28 @@ def test_a_blocking_call_on_the_event_loop_is_reported_with_its_location() -> No
     seconds, where = blocks[0]
     assert seconds >= 0.1
     assert "test_runner.py" in where and "in call" in where
+
+
+def test_a_block_that_ends_the_run_is_still_reported() -> None:
+    """The loop blocks, then the monitor is stopped before the loop ever answers its ping."""
+    blocks: list[tuple[float, str]] = []
+
+    async def main() -> None:
+        monitor = LoopLagMonitor(
+            asyncio.get_running_loop(),
+            threading.get_ident(),
+            lambda seconds, where: blocks.append((seconds, where)),
+            threshold=0.1,
+            interval=0.01,
+        )
+        monitor.start()
+        await asyncio.sleep(0.05)  # answered pings: no block yet
+        assert blocks == []
+        time.sleep(0.3)  # blocks the loop, which answers nothing until this step ends
+        monitor.stop()  # ...and the run ends here, as a run whose last item blocked does
+
+    asyncio.run(main())
+    assert len(blocks) == 1
+    seconds, where = blocks[0]
+    assert seconds >= 0.1
+    assert "test_runner.py" in where and "in main" in where

@@ -39,6 +39,11 @@ def _blocking_location(thread_id: int) -> str:
     return "unknown location"
 
 
+def _answer(answered_at: list[float], answered: threading.Event) -> None:
+    answered_at.append(time.monotonic())
+    answered.set()
+
+
 class LoopLagMonitor:
     def __init__(
         self,
@@ -68,17 +73,19 @@ class LoopLagMonitor:
     def _watch(self) -> None:
         while not self._stopped.wait(self._interval):
             answered = threading.Event()
+            answered_at: list[float] = []
             sent = time.monotonic()
             try:
-                self._loop.call_soon_threadsafe(answered.set)
+                self._loop.call_soon_threadsafe(_answer, answered_at, answered)
             except RuntimeError:  # the loop closed
                 return
             if answered.wait(self._threshold):
                 continue
             where = _blocking_location(self._loop_thread_id)
-            while not answered.wait(0.05):
-                if self._stopped.is_set():
-                    return
+            # A run that ends right after the block stops the monitor at once: the block still
+            # happened and is reported, with its length up to the answer (or the stop).
+            while not answered.wait(0.05) and not self._stopped.is_set():
+                pass
             self.blocks += 1
             with contextlib.suppress(Exception):  # reporting must never take the monitor down
-                self._on_block(time.monotonic() - sent, where)
+                self._on_block((answered_at[0] if answered_at else time.monotonic()) - sent, where)
