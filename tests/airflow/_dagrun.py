@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from airflow.dag_processing.bundles.manager import DagBundlesManager
@@ -25,7 +24,7 @@ except ImportError:  # Airflow 3.1: the same from_dict/to_dict on the serialized
         SerializedDAG as DagSerialization,
     )
 
-__all__ = ["DagSerialization", "captured_logs", "run_dag", "task_instances", "xcom"]
+__all__ = ["DagSerialization", "run_dag", "task_instances", "xcom"]
 
 
 def run_dag(dag: DAG) -> DagRun:
@@ -57,19 +56,3 @@ def task_instances(dag_run: DagRun) -> list[tuple[str, int, str | None]]:
     with create_session() as session:
         rows = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
         return sorted((ti.task_id, ti.map_index, ti.state) for ti in rows)
-
-
-#: task logs of dag.test() reach stdout through Airflow's log handling, which on some versions
-#: writes them shortly after the task ends; a test waits this long for the lines it expects
-LOG_WAIT_SECONDS = 10.0
-
-
-def captured_logs(capfd: Any, *expected: str, timeout: float = LOG_WAIT_SECONDS) -> str:
-    """Everything captured so far, read until every ``expected`` text is in it (or ``timeout``)."""
-    logs = ""
-    deadline = time.monotonic() + timeout
-    while True:
-        logs += "".join(capfd.readouterr())
-        if all(text in logs for text in expected) or time.monotonic() > deadline:
-            return logs
-        time.sleep(0.05)
