@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from benchmarks._markdown import facts, table
 
 from ._config import ASYNC_CONCURRENCY
 from ._results import Ratio, Row, expand_marginal_seconds
@@ -33,15 +34,6 @@ def _mib(value: float) -> str:
     return f"{value / 2**20:,.1f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def markdown(
     *,
     machine: dict[str, str],
@@ -54,7 +46,7 @@ def markdown(
     repeats: int,
 ) -> str:
     lines = ["# Per-item overhead of `.iterate()`", ""]
-    lines += _table(["", ""], [[k, v] for k, v in {**machine, **run_info}.items()], "ll")
+    lines += facts({**machine, **run_info})
     lines += [
         "",
         "## Per-item cost of no-op items",
@@ -65,13 +57,13 @@ def markdown(
         f"best of {len(dagrun['expand_m'])} pairs of runs.",
         "",
     ]
-    lines += _table(
+    lines += table(
         ["Layer", "Case", "N", "best µs/item", "median µs/item"],
         [[r.group, r.label, f"{r.items:,}", _us(r.best_us), _us(r.median_us)] for r in rows],
         "llrrr",
     )
     lines += ["", "## Ratios (this run, best times)", ""]
-    lines += _table(
+    lines += table(
         ["Ratio", "Value", "Target", "Met"],
         [
             [r.label, f"{r.value:,.2f}x", r.target, "-" if r.met is None else ("yes" if r.met else "**no**")]
@@ -88,7 +80,7 @@ def markdown(
         "interval from /proc/self/status, as a cross-check.",
         "",
     ]
-    lines += _table(
+    lines += table(
         [
             "Engine",
             "N",

@@ -9,6 +9,8 @@ from typing import Any
 
 import matplotlib
 
+from benchmarks._markdown import facts, table
+
 from ._measure import VARIANTS
 
 RESULTS = "scaleout.json"
@@ -41,25 +43,38 @@ def markdown(saved: dict[str, Any]) -> str:
     lines = [
         "# Scale-out: the SFTP job chunked over two Celery workers against one",
         "",
-        "|  |  |",
-        "|:---|:---|",
-        *(f"| {key} | {value} |" for key, value in {**saved["machine"], **saved["run_info"]}.items()),
+        *facts({**saved["machine"], **saved["run_info"]}),
         "",
         f"**Two workers against one, same run: {one_worker / two_workers:.2f}x faster** than the same "
         f"chunked DAG on one worker, {one_task / two_workers:.2f}x faster than one unchunked task "
         f"instance on one worker ({files:,} files).",
         "",
-        "| variant | where the downloads ran | download s | files/s | DAG run s | vs one task | "
-        "workers CPU s | sshd CPU s |",
-        "|:---|:---|---:|---:|---:|---:|---:|---:|",
     ]
-    for dag_id, label in VARIANTS.items():
-        run = best[dag_id]
-        lines.append(
-            f"| {label} | {_where(run)} | {run['fetch_seconds']:.1f} | {files / run['fetch_seconds']:,.0f} | "
-            f"{run['dag_run_seconds']:.1f} | {one_task / run['fetch_seconds']:.2f}x | "
-            f"{run['workers_cpu']:.1f} | {run['sshd_cpu']:.1f} |"
-        )
+    header = [
+        "variant",
+        "where the downloads ran",
+        "download s",
+        "files/s",
+        "DAG run s",
+        "vs one task",
+        "workers CPU s",
+        "sshd CPU s",
+    ]
+    rows = [
+        [
+            label,
+            _where(run),
+            f"{run['fetch_seconds']:.1f}",
+            f"{files / run['fetch_seconds']:,.0f}",
+            f"{run['dag_run_seconds']:.1f}",
+            f"{one_task / run['fetch_seconds']:.2f}x",
+            f"{run['workers_cpu']:.1f}",
+            f"{run['sshd_cpu']:.1f}",
+        ]
+        for dag_id, label in VARIANTS.items()
+        for run in [best[dag_id]]
+    ]
+    lines += table(header, rows, "llrrrrrr")
     repeats = len(saved["runs"]) // len(VARIANTS)
     lines += [
         "",

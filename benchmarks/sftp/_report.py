@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+
+from benchmarks._markdown import facts, table
 
 from ._config import PROPOSAL_FILES
 from ._results import (
@@ -40,15 +41,6 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
 def _ratio(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}x"
@@ -58,7 +50,7 @@ def _ratio(value: float) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
-def results_table(rows: list[Measurement], link: str) -> list[str]:
+def resultstable(rows: list[Measurement], link: str) -> list[str]:
     found = by_key(rows, link)
     expand, raw = found.get("expand"), found["raw"]
     lines = []
@@ -97,10 +89,10 @@ def results_table(rows: list[Measurement], link: str) -> list[str]:
         "vs (1)",
         "vs (6)",
     ]
-    return _table(header, lines, "llrrrrlrrrrrr")
+    return table(header, lines, "llrrrrlrrrrrr")
 
 
-def targets_table(rows: list[Measurement], link: str) -> list[str]:
+def targetstable(rows: list[Measurement], link: str) -> list[str]:
     found = by_key(rows, link)
     lines = []
     names = (("iterate_default", "(5) defaults"),)
@@ -113,10 +105,10 @@ def targets_table(rows: list[Measurement], link: str) -> list[str]:
             # Two decimals below 100x, so that a value just under its target never reads as equal to it.
             value = f"{target.value:,.0f}x" if target.value >= 100 else f"{target.value:.2f}x"
             lines.append([name, target.label, value, f"≥ {target.wanted:g}x", met])
-    return _table(["row", "target", "measured", "wanted", "met"], lines, "llrll")
+    return table(["row", "target", "measured", "wanted", "met"], lines, "llrll")
 
 
-def proposal_table(rows: list[Measurement], links: list[str]) -> list[str]:
+def proposaltable(rows: list[Measurement], links: list[str]) -> list[str]:
     per_link = {link: by_key(rows, link) for link in links}
     lines = []
     for label, time, where, keys in PROPOSAL:
@@ -153,7 +145,7 @@ def proposal_table(rows: list[Measurement], links: list[str]) -> list[str]:
         )
     lines.append(ours)
     header = ["approach", "proposal, 17,000 files", *(f"this run, {_link_name(link)}" for link in links)]
-    return _table(header, lines, "ll" + "l" * len(links))
+    return table(header, lines, "ll" + "l" * len(links))
 
 
 def _link_name(link: str) -> str:
@@ -192,16 +184,16 @@ def markdown(
     notes: list[str],
 ) -> str:
     lines = ["# SFTP: the proposal's benchmark, reproduced", ""]
-    lines += _table(["", ""], [[k, v] for k, v in {**machine, **run_info}.items()], "ll")
+    lines += facts({**machine, **run_info})
     names = [name for name, _ in links]
     lines += ["", "## The proposal's table next to this run", ""]
-    lines += proposal_table(rows, names)
+    lines += proposaltable(rows, names)
     for name, rtt in links:
         title = LINK_TITLES[name].format(rtt=rtt)
         lines += ["", f"## {title}", ""]
-        lines += results_table(rows, name)
+        lines += resultstable(rows, name)
         lines += ["", f"Targets for (5), {title}:", ""]
-        lines += targets_table(rows, name)
+        lines += targetstable(rows, name)
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in notes]
     lines += [
