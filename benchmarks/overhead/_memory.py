@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 # Imported for both engines so that both start from the same baseline RSS.
-from airflow_iterate._core import ItemRunner
+from airflow_iterate._core import ItemRunner, RunOptions
 
 from ._config import ASYNC_CONCURRENCY
 from ._micro import gather_floor, noop
@@ -67,7 +67,7 @@ def main() -> None:
     start = time.perf_counter()
     if args.engine == "runner":
         runner: ItemRunner[int, int] = ItemRunner(
-            lambda _index, item: noop(item), concurrency=ASYNC_CONCURRENCY, is_async=True
+            lambda _index, item: noop(item), RunOptions(concurrency=ASYNC_CONCURRENCY), is_async=True
         )
         results = runner.run(items)
     else:

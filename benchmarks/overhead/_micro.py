@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_iterate._airflow._item_context import ItemXComs
 from airflow_iterate._airflow._python import ItemInvoker
-from airflow_iterate._core import ItemRunner, cross_product
+from airflow_iterate._core import ItemRunner, RunOptions, cross_product
 
 from ._config import ASYNC_CONCURRENCY, SYNC_THREADS, Sizes
 from ._timing import Timing, time_interleaved
@@ -126,7 +126,7 @@ def core(function: Callable[[Any], Any], items: Iterable[Any], *, is_async: bool
     # floor pays for its semaphore wrapper.
     runner: ItemRunner[Any, Any] = ItemRunner(
         lambda _index, item: function(item),
-        concurrency=ASYNC_CONCURRENCY if is_async else SYNC_THREADS,
+        RunOptions(concurrency=ASYNC_CONCURRENCY if is_async else SYNC_THREADS),
         is_async=is_async,
     )
     return runner.run(items)
@@ -142,7 +142,7 @@ def airflow_layer(function: Callable[..., Any], items: list[Any], context: dict[
     invoker = ItemInvoker(function, {}, context, ItemXComs())
     runner: ItemRunner[dict[str, Any], Any] = ItemRunner(
         invoker,
-        concurrency=ASYNC_CONCURRENCY if invoker.is_async else SYNC_THREADS,
+        RunOptions(concurrency=ASYNC_CONCURRENCY if invoker.is_async else SYNC_THREADS),
         is_async=invoker.is_async,
     )
     # execute() iterates over cross_product() of its named inputs: one {"x": item} dict per item.

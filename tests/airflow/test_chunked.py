@@ -13,8 +13,11 @@ from airflow.sdk import DAG, BaseOperator, TaskGroup, task
 
 import airflow_iterate
 from airflow_iterate import IterateInputError, IterateUsageError
-from airflow_iterate._airflow import _chunked
-from airflow_iterate._airflow._chunked import ChunkItems, _check_complete, chunk_bounds, window
+from airflow_iterate._airflow import _paging
+from airflow_iterate._airflow._inputs import ProductInput
+from airflow_iterate._airflow._paging import window
+from airflow_iterate._airflow._scaleout._gather import _check_complete
+from airflow_iterate._airflow._scaleout._plan import chunk_bounds
 from tests.airflow._dagrun import DagSerialization, run_dag, task_instances, xcom
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -67,7 +70,7 @@ class FakeLazySequence(Sequence[int]):
 
 
 def test_a_lazy_input_is_read_only_within_the_chunk_a_page_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_chunked, "is_lazy_xcom_sequence", lambda v: isinstance(v, FakeLazySequence))
+    monkeypatch.setattr(_paging, "is_lazy_xcom_sequence", lambda v: isinstance(v, FakeLazySequence))
     sequence = FakeLazySequence(10_000)
     items = list(window(sequence, 2500, 5000))
     assert items == list(range(2500, 5000))
@@ -76,14 +79,14 @@ def test_a_lazy_input_is_read_only_within_the_chunk_a_page_at_a_time(monkeypatch
 
 def test_the_cross_product_is_chunked_over_its_flattened_index() -> None:
     value = {"a": [0, 1, 2, 3], "b": ["x", "y"], "c": {"k": 1, "l": 2}}
-    full = list(ChunkItems(value, "product", 0, 16))
+    full = list(ProductInput(value).window(0, 16))
     assert full[:3] == [
         {"a": 0, "b": "x", "c": ("k", 1)},
         {"a": 0, "b": "x", "c": ("l", 2)},
         {"a": 0, "b": "y", "c": ("k", 1)},
     ]
     pieces = [
-        list(ChunkItems(value, "product", start, stop))
+        list(ProductInput(value).window(start, stop))
         for start, stop in chunk_bounds(16, chunks=3, chunk_size=None)
     ]
     assert [len(p) for p in pieces] == [5, 5, 6]

@@ -331,7 +331,7 @@ def test_the_dag_serializes_with_one_unmapped_iterate_task() -> None:
 
 
 def test_the_output_of_a_mapped_task_is_read_page_by_page() -> None:
-    from airflow_iterate._airflow import _streaming
+    from airflow_iterate._airflow import _paging
 
     with make_dag("mapped_upstream") as dag:
 
@@ -346,17 +346,17 @@ def test_the_output_of_a_mapped_task_is_read_page_by_page() -> None:
         use.iterate(name=part.expand(n=list(range(25))))
 
     pages: list[int] = []
-    real_pages = _streaming._pages
+    real_pages = _paging._pages
 
-    def recorded_pages(sequence: Any, size: int) -> Any:
-        for page in real_pages(sequence, size):
+    def recorded_pages(sequence: Any, start: int, stop: int | None) -> Any:
+        for page in real_pages(sequence, start, stop):
             pages.append(len(page))
             yield page
 
-    _streaming._pages, _streaming.PAGE_SIZE = recorded_pages, 4  # several pages, a short last one
+    _paging._pages, _paging.PAGE_SIZE = recorded_pages, 4  # several pages, a short last one
     try:
         dag_run = run_dag(dag)
     finally:
-        _streaming._pages, _streaming.PAGE_SIZE = real_pages, 1000
+        _paging._pages, _paging.PAGE_SIZE = real_pages, 1000
     assert xcom(dag_run, "use") == [f"{i}:p{i}" for i in range(25)]
     assert pages == [4, 4, 4, 4, 4, 4, 1]

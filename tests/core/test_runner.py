@@ -9,17 +9,26 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_iterate._core import (
+    DEFAULT_ASYNC_CONCURRENCY,
+    DEFAULT_SYNC_CONCURRENCY,
+    Checkpoint,
+    DirectoryStateStore,
     ItemRunner,
     ItemsFailedError,
     IterateCancelledError,
     IterateTimeoutError,
     IterateUsageError,
+    RunOptions,
+    input_digest,
 )
 from airflow_iterate._core._lag import LoopLagMonitor
+from tests.core._observer import RecordingObserver
 
 # -- ordering ----------------------------------------------------------------------------------
 
@@ -32,7 +41,9 @@ def test_async_results_are_in_input_order_when_items_finish_out_of_order() -> No
         await asyncio.sleep(delays[index])  # simulated I/O with shuffled completion order
         return item * 2
 
-    assert ItemRunner(call, concurrency=16, is_async=True).run(range(300)) == [i * 2 for i in range(300)]
+    assert ItemRunner(call, RunOptions(concurrency=16), is_async=True).run(range(300)) == [
+        i * 2 for i in range(300)
+    ]
 
 
 def test_sync_results_are_in_input_order_when_items_finish_out_of_order() -> None:
@@ -46,7 +57,9 @@ def test_sync_results_are_in_input_order_when_items_finish_out_of_order() -> Non
         return item.upper()
 
     items = [f"f{i}" for i in range(50)]
-    assert ItemRunner(call, concurrency=4, is_async=False).run(items) == [s.upper() for s in items]
+    assert ItemRunner(call, RunOptions(concurrency=4), is_async=False).run(items) == [
+        s.upper() for s in items
+    ]
 
 
 # -- the concurrency bound ----------------------------------------------------------------------
@@ -65,7 +78,7 @@ def test_async_concurrency_bound_is_reached_and_never_exceeded(concurrency: int)
             await asyncio.sleep(0)
         live -= 1
 
-    runner: ItemRunner[int, None] = ItemRunner(call, concurrency=concurrency, is_async=True)
+    runner: ItemRunner[int, None] = ItemRunner(call, RunOptions(concurrency=concurrency), is_async=True)
     runner.run(range(500))
     assert peak == concurrency
     stats = runner.statistics()
@@ -91,7 +104,9 @@ def test_thread_concurrency_bound_is_reached_and_never_exceeded() -> None:
             live -= 1
         return item
 
-    assert ItemRunner(call, concurrency=concurrency, is_async=False).run(range(200)) == list(range(200))
+    assert ItemRunner(call, RunOptions(concurrency=concurrency), is_async=False).run(range(200)) == list(
+        range(200)
+    )
     assert peak == concurrency
 
 
@@ -116,7 +131,7 @@ def test_lazy_input_is_pulled_only_as_fast_as_items_complete() -> None:
         await asyncio.sleep(0)
         completed += 1
 
-    ItemRunner(call, concurrency=concurrency, is_async=True).run(source())
+    ItemRunner(call, RunOptions(concurrency=concurrency), is_async=True).run(source())
     assert completed == 20_000
     assert worst_gap <= concurrency
 
@@ -129,7 +144,7 @@ def test_memory_grows_with_results_not_with_pending_work() -> None:
 
     tracemalloc.start()
     try:
-        ItemRunner(call, concurrency=32, is_async=True).run(iter(range(n)))
+        ItemRunner(call, RunOptions(concurrency=32), is_async=True).run(iter(range(n)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -155,7 +170,7 @@ def test_failure_names_the_item_and_lets_in_flight_items_finish() -> None:
         return item
 
     items = ["a.xml", "b.xml", "c.xml", "bad.xml"] + [f"later{i}.xml" for i in range(100)]
-    runner: ItemRunner[str, str] = ItemRunner(call, concurrency=4, is_async=True)
+    runner: ItemRunner[str, str] = ItemRunner(call, RunOptions(concurrency=4), is_async=True)
     with pytest.raises(ItemsFailedError) as info:
         runner.run(items)
     err = info.value
@@ -172,7 +187,7 @@ def test_sync_failure_is_reported_with_index_and_repr() -> None:
         return 10 // item["d"]
 
     with pytest.raises(ItemsFailedError) as info:
-        ItemRunner(call, concurrency=2, is_async=False).run([{"d": 1}, {"d": 0}, {"d": 2}])
+        ItemRunner(call, RunOptions(concurrency=2), is_async=False).run([{"d": 1}, {"d": 0}, {"d": 2}])
     assert "item 1 (input {'d': 0})" in str(info.value)
     assert isinstance(info.value.failures[0].exception, ZeroDivisionError)
 
@@ -182,7 +197,7 @@ def test_huge_input_reprs_are_shortened_in_errors() -> None:
         raise ValueError("boom")
 
     with pytest.raises(ItemsFailedError) as info:
-        ItemRunner(call, concurrency=1, is_async=True).run(["x" * 10_000])
+        ItemRunner(call, RunOptions(concurrency=1), is_async=True).run(["x" * 10_000])
     assert len(str(info.value)) < 300
 
 
@@ -200,18 +215,26 @@ def test_broken_input_stream_raises_its_error_after_in_flight_items_finish() -> 
         return item
 
     with pytest.raises(OSError, match="stream broke"):
-        ItemRunner(call, concurrency=4, is_async=True).run(source())
+        ItemRunner(call, RunOptions(concurrency=4), is_async=True).run(source())
     assert sorted(done) == [0, 1]
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "8", True, None])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "8", True])
 def test_bad_concurrency_is_refused(bad: object) -> None:
     with pytest.raises(IterateUsageError, match="concurrency"):
-        ItemRunner(lambda i, x: x, concurrency=bad, is_async=False)  # type: ignore[arg-type]
+        ItemRunner(lambda i, x: x, RunOptions(concurrency=bad), is_async=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("is_async", "default"), [(True, DEFAULT_ASYNC_CONCURRENCY), (False, DEFAULT_SYNC_CONCURRENCY)]
+)
+def test_no_concurrency_means_the_engine_default(is_async: bool, default: int) -> None:
+    runner: ItemRunner[int, int] = ItemRunner(lambda i, x: x, RunOptions(concurrency=None), is_async=is_async)
+    assert runner.statistics().concurrency == default
 
 
 def test_a_runner_runs_once() -> None:
-    runner: ItemRunner[int, int] = ItemRunner(lambda i, x: x, concurrency=1, is_async=False)
+    runner: ItemRunner[int, int] = ItemRunner(lambda i, x: x, RunOptions(concurrency=1), is_async=False)
     assert runner.run([1]) == [1]
     with pytest.raises(IterateUsageError, match="runs once"):
         runner.run([1])
@@ -232,7 +255,7 @@ def test_async_timeout_cancels_in_flight_items_and_runs_their_cleanup() -> None:
             cleaned.append(index)
         return item  # pragma: no cover
 
-    runner: ItemRunner[int, int] = ItemRunner(call, concurrency=3, is_async=True, timeout=0.3)
+    runner: ItemRunner[int, int] = ItemRunner(call, RunOptions(concurrency=3, timeout=0.3), is_async=True)
     with pytest.raises(IterateTimeoutError) as info:
         runner.run(range(100))
     assert info.value.completed == 5
@@ -251,7 +274,7 @@ def test_thread_timeout_stops_new_items_and_reports_progress() -> None:
         return item
 
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=2, is_async=False, timeout=0.3, cleanup_timeout=0.1
+        call, RunOptions(concurrency=2, timeout=0.3, cleanup_timeout=0.1), is_async=False
     )
     with pytest.raises(IterateTimeoutError) as info:
         runner.run(range(100))
@@ -273,7 +296,7 @@ def test_arun_shares_the_callers_event_loop() -> None:
 
     async def main() -> list[int]:
         loops.add(id(asyncio.get_running_loop()))
-        return await ItemRunner(call, concurrency=5, is_async=True).arun(range(20))
+        return await ItemRunner(call, RunOptions(concurrency=5), is_async=True).arun(range(20))
 
     assert asyncio.run(main()) == list(range(1, 21))
     assert len(loops) == 1
@@ -282,7 +305,9 @@ def test_arun_shares_the_callers_event_loop() -> None:
 def test_threads_see_the_callers_context_variables() -> None:
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
     var.set("from-caller")
-    seen = ItemRunner(lambda i, x: var.get("missing"), concurrency=3, is_async=False).run(range(6))
+    seen = ItemRunner(lambda i, x: var.get("missing"), RunOptions(concurrency=3), is_async=False).run(
+        range(6)
+    )
     assert seen == ["from-caller"] * 6
 
 
@@ -290,8 +315,8 @@ def test_empty_input_gives_an_empty_result() -> None:
     async def call(index: int, item: int) -> int:
         return item
 
-    assert ItemRunner(call, concurrency=4, is_async=True).run([]) == []
-    assert ItemRunner(lambda i, x: x, concurrency=4, is_async=False).run([]) == []
+    assert ItemRunner(call, RunOptions(concurrency=4), is_async=True).run([]) == []
+    assert ItemRunner(lambda i, x: x, RunOptions(concurrency=4), is_async=False).run([]) == []
 
 
 # -- cancellation ------------------------------------------------------------------------------
@@ -312,7 +337,7 @@ def test_cancel_from_another_thread_runs_async_cleanup_and_reports_counts() -> N
             cleaned.append(index)
         return item  # pragma: no cover
 
-    runner = ItemRunner(call, concurrency=4, is_async=True)
+    runner = ItemRunner(call, RunOptions(concurrency=4), is_async=True)
     canceller = threading.Thread(target=lambda: started.wait(10) and runner.cancel("the task was killed"))
     canceller.start()
     with pytest.raises(IterateCancelledError) as info:
@@ -334,7 +359,7 @@ def test_cancel_stops_a_threaded_run_after_in_flight_items_finish() -> None:
             release.wait(10)
         return item
 
-    runner = ItemRunner(call, concurrency=2, is_async=False)
+    runner = ItemRunner(call, RunOptions(concurrency=2), is_async=False)
 
     def cancel_then_release() -> None:
         started.wait(10)
@@ -348,7 +373,7 @@ def test_cancel_stops_a_threaded_run_after_in_flight_items_finish() -> None:
 
 
 def test_a_blocking_call_on_the_event_loop_is_reported_with_its_location() -> None:
-    blocks: list[tuple[float, str]] = []
+    observer = RecordingObserver()
 
     async def call(index: int, item: int) -> int:
         if index == 3:
@@ -357,11 +382,11 @@ def test_a_blocking_call_on_the_event_loop_is_reported_with_its_location() -> No
         return item
 
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=4, is_async=True, on_loop_block=lambda s, where: blocks.append((s, where))
+        call, RunOptions(concurrency=4), is_async=True, observer=observer
     )
     assert runner.run(range(10)) == list(range(10))
-    assert len(blocks) == 1
-    seconds, where = blocks[0]
+    assert len(observer.blocks) == 1
+    seconds, where = observer.blocks[0]
     assert seconds >= 0.1
     assert "test_runner.py" in where and "in call" in where
 
@@ -389,3 +414,59 @@ def test_a_block_that_ends_the_run_is_still_reported() -> None:
     seconds, where = blocks[0]
     assert seconds >= 0.1
     assert "test_runner.py" in where and "in main" in where
+
+
+# -- a part of a larger input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("is_async", [True, False])
+def test_index_offset_names_items_by_their_place_in_the_whole_input(is_async: bool, tmp_path: Path) -> None:
+    items = ["a", "b", "c", "d", "e", "f"]
+    calls: list[tuple[int, str]] = []
+    broken = {"f"}
+
+    def body(position: int, item: str) -> str:
+        calls.append((position, item))
+        if item in broken:
+            raise OSError(f"lost {item}")
+        return item.upper()
+
+    async def acall(position: int, item: str) -> str:
+        await asyncio.sleep(0)
+        return body(position, item)
+
+    call: Any = acall if is_async else body
+    store = DirectoryStateStore(tmp_path)
+
+    first: ItemRunner[str, str] = ItemRunner(
+        call,
+        RunOptions(concurrency=2, max_failures=0),
+        is_async=is_async,
+        index_offset=100,
+        checkpoint=Checkpoint(store, "part"),
+    )
+    with pytest.raises(ItemsFailedError) as info:
+        first.run(items)
+    assert sorted(calls) == [(100 + i, item) for i, item in enumerate(items)]
+    assert [f.index for f in first.failures] == [105]
+    assert [f.index for f in info.value.failures] == [105]
+    assert "item 105" in str(info.value)
+    # the failed run kept what succeeded, under the positions in the whole input
+    assert Checkpoint(store, "part").load() == {
+        100 + i: (input_digest(item), item.upper()) for i, item in enumerate(items[:5])
+    }
+
+    broken.clear()
+    calls.clear()
+    second: ItemRunner[str, str] = ItemRunner(
+        call,
+        RunOptions(concurrency=2),
+        is_async=is_async,
+        index_offset=100,
+        checkpoint=Checkpoint(store, "part"),
+    )
+    # only this run's results, in input order: resumed ones from the checkpoint, the rest new
+    assert second.run(items) == ["A", "B", "C", "D", "E", "F"]
+    assert calls == [(105, "f")]
+    assert second.statistics().resumed == 5
+    assert second.failures == []

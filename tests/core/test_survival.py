@@ -22,6 +22,7 @@ from airflow_iterate._core import (
     input_digest,
     parse_rate_limit,
 )
+from tests.core._observer import RecordingObserver
 
 
 class MemoryStore:
@@ -62,7 +63,7 @@ def test_flaky_items_succeed_on_a_later_attempt(is_async: bool) -> None:
 
     call: Any = acall if is_async else (lambda index, item: body(item))
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=4, is_async=is_async, retries=2, retry_delay=0.001
+        call, RunOptions(concurrency=4, item_retries=2, item_retry_delay=0.001), is_async=is_async
     )
     assert runner.run(range(30)) == [i * 10 for i in range(30)]
     assert runner.statistics().retried == sum(i % 3 for i in range(30))
@@ -73,7 +74,9 @@ def test_without_enough_retries_the_item_fails_with_its_last_error() -> None:
     async def call(index: int, item: int) -> int:
         raise TimeoutError(f"attempt failed for {item}")
 
-    runner: ItemRunner[int, int] = ItemRunner(call, concurrency=1, is_async=True, retries=2, retry_delay=0)
+    runner: ItemRunner[int, int] = ItemRunner(
+        call, RunOptions(concurrency=1, item_retries=2, item_retry_delay=0), is_async=True
+    )
     with pytest.raises(ItemsFailedError, match=r"item 0 .*TimeoutError"):
         runner.run([5])
     assert runner.statistics().retried == 2
@@ -88,19 +91,21 @@ def test_only_listed_exceptions_are_retried() -> None:
 
     runner: ItemRunner[str, str] = ItemRunner(
         call,
-        concurrency=2,
+        RunOptions(
+            concurrency=2,
+            item_retries=3,
+            item_retry_delay=0,
+            item_retry_on=(ConnectionError,),
+            max_failures=None,
+        ),
         is_async=True,
-        retries=3,
-        retry_delay=0,
-        retry_on=(ConnectionError,),
-        max_failures=None,
     )
     assert runner.run(["net", "bug"]) == [None, None]
     assert calls == {"net": 4, "bug": 1}
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
-    options = RunOptions(concurrency=1, retry_delay=1.0, retry_max_delay=5.0)
+    options = RunOptions(concurrency=1, item_retry_delay=1.0, item_retry_max_delay=5.0)
     for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (10, 5.0)]:
         delays = {options.backoff(attempt) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
@@ -121,7 +126,7 @@ def test_stop_on_exceptions_are_not_retried_and_stop_the_run() -> None:
         return item
 
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=2, is_async=True, retries=5, stop_on=(Fatal,), max_failures=None
+        call, RunOptions(concurrency=2, item_retries=5, stop_on=(Fatal,), max_failures=None), is_async=True
     )
     with pytest.raises(Fatal, match="give up"):
         runner.run(range(1000))
@@ -142,7 +147,9 @@ def _fail_on(bad: set[int]) -> Any:
 
 
 def test_failures_within_the_count_limit_are_reported_not_raised() -> None:
-    runner: ItemRunner[int, int] = ItemRunner(_fail_on({2, 5}), concurrency=3, is_async=True, max_failures=2)
+    runner: ItemRunner[int, int] = ItemRunner(
+        _fail_on({2, 5}), RunOptions(concurrency=3, max_failures=2), is_async=True
+    )
     assert runner.run(range(8)) == [0, 1, None, 3, 4, None, 6, 7]
     assert [(f.index, f.input_repr, str(f.exception)) for f in runner.failures] == [
         (2, "2", "bad 2"),
@@ -152,7 +159,9 @@ def test_failures_within_the_count_limit_are_reported_not_raised() -> None:
 
 def test_one_failure_over_the_count_limit_fails_the_run_naming_the_first_failures() -> None:
     with pytest.raises(ItemsFailedError) as info:
-        ItemRunner(_fail_on({1, 2, 3}), concurrency=1, is_async=True, max_failures=2).run(range(8))
+        ItemRunner(_fail_on({1, 2, 3}), RunOptions(concurrency=1, max_failures=2), is_async=True).run(
+            range(8)
+        )
     assert [f.index for f in info.value.failures] == [1, 2, 3]
     assert str(info.value).startswith("3 item(s) of 8 failed")
 
@@ -160,7 +169,7 @@ def test_one_failure_over_the_count_limit_fails_the_run_naming_the_first_failure
 @pytest.mark.parametrize(("ratio", "fails"), [(0.25, False), (0.2, True)])
 def test_ratio_limit_on_both_sides(ratio: float, fails: bool) -> None:
     runner: ItemRunner[int, int] = ItemRunner(
-        _fail_on({0, 4}), concurrency=2, is_async=True, max_failures=ratio
+        _fail_on({0, 4}), RunOptions(concurrency=2, max_failures=ratio), is_async=True
     )
     if fails:  # 2 of 8 failed: 25% > 20%
         with pytest.raises(ItemsFailedError):
@@ -170,19 +179,21 @@ def test_ratio_limit_on_both_sides(ratio: float, fails: bool) -> None:
 
 
 def test_ratio_limit_of_a_stream_of_unknown_length_is_checked_at_the_end() -> None:
-    runner: ItemRunner[int, int] = ItemRunner(_fail_on({0}), concurrency=2, is_async=True, max_failures=0.5)
+    runner: ItemRunner[int, int] = ItemRunner(
+        _fail_on({0}), RunOptions(concurrency=2, max_failures=0.5), is_async=True
+    )
     assert runner.run(iter(range(4))) == [None, 1, 2, 3]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_failures": -1}, "must not be negative"),
+        ({"max_failures": -1}, "max_failures must be at least 0"),
         ({"max_failures": 1.5}, r"ratio must be in \(0, 1\)"),
         ({"max_failures": "3"}, "max_failures must be"),
-        ({"retries": -1}, "item_retries must be at least 0"),
-        ({"retry_delay": "soon"}, "item_retry_delay must be a number of seconds"),
-        ({"retry_on": (ValueError, "x")}, "item_retry_on must be an exception class"),
+        ({"item_retries": -1}, "item_retries must be at least 0"),
+        ({"item_retry_delay": "soon"}, "item_retry_delay must be a number of seconds"),
+        ({"item_retry_on": (ValueError, "x")}, "item_retry_on must be an exception class"),
         ({"rate_limit": "fast"}, "rate_limit must look like"),
         ({"max_items": 0}, "max_items must be at least 1"),
     ],
@@ -208,7 +219,9 @@ def test_rate_limit_is_never_exceeded(is_async: bool) -> None:
         record()
 
     call: Any = acall if is_async else (lambda index, item: record())
-    ItemRunner(call, concurrency=8, is_async=is_async, rate_limit="100/s", retries=1).run(range(40))
+    ItemRunner(call, RunOptions(concurrency=8, rate_limit="100/s", item_retries=1), is_async=is_async).run(
+        range(40)
+    )
     starts.sort()
     # the k-th start comes at least k / rate after the first, whatever the concurrency
     assert all(t - starts[0] >= k * 0.01 - 0.005 for k, t in enumerate(starts)), starts
@@ -224,7 +237,9 @@ def test_rate_limit_spellings() -> None:
 def test_max_items_refuses_a_sized_input_before_anything_runs() -> None:
     ran: list[int] = []
     with pytest.raises(IterateInputError, match="1,001 items, over max_items=1,000"):
-        ItemRunner(lambda i, x: ran.append(x), concurrency=2, is_async=False, max_items=1000).run(range(1001))
+        ItemRunner(lambda i, x: ran.append(x), RunOptions(concurrency=2, max_items=1000), is_async=False).run(
+            range(1001)
+        )
     assert ran == []
 
 
@@ -233,7 +248,7 @@ def test_max_items_stops_a_stream_that_runs_over() -> None:
         return item
 
     with pytest.raises(IterateInputError, match="more than 10 items"):
-        ItemRunner(call, concurrency=2, is_async=True, max_items=10).run(iter(range(50)))
+        ItemRunner(call, RunOptions(concurrency=2, max_items=10), is_async=True).run(iter(range(50)))
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
@@ -251,7 +266,7 @@ def test_a_rerun_resumes_only_the_items_that_did_not_succeed() -> None:
         return {"value": item * 3}
 
     first: ItemRunner[int, Any] = ItemRunner(
-        call, concurrency=4, is_async=True, max_failures=0, checkpoint=Checkpoint(store, "t1")
+        call, RunOptions(concurrency=4, max_failures=0), is_async=True, checkpoint=Checkpoint(store, "t1")
     )
     with pytest.raises(ItemsFailedError):
         first.run(list(range(20)))
@@ -259,9 +274,8 @@ def test_a_rerun_resumes_only_the_items_that_did_not_succeed() -> None:
     assert store.data  # the failed run left a checkpoint
 
     broken.clear()  # the server is back
-    checkpoint = Checkpoint(store, "t1")
     second: ItemRunner[int, Any] = ItemRunner(
-        call, concurrency=4, is_async=True, checkpoint=checkpoint, resume=checkpoint.load()
+        call, RunOptions(concurrency=4), is_async=True, checkpoint=Checkpoint(store, "t1")
     )
     assert second.run(list(range(20))) == [{"value": i * 3} for i in range(20)]
     assert second.statistics().resumed == done_first
@@ -278,7 +292,7 @@ def test_changed_input_runs_again_instead_of_reusing_a_stale_result() -> None:
 
     checkpoint = Checkpoint(store, "t2")
     runner: ItemRunner[str, str] = ItemRunner(
-        lambda i, x: x.upper() + "!", concurrency=1, is_async=False, resume=checkpoint.load()
+        lambda i, x: x.upper() + "!", RunOptions(concurrency=1), is_async=False, checkpoint=checkpoint
     )
     assert runner.run(["a", "B-changed", "c"]) == ["A", "B-CHANGED!", "C"]
     assert runner.changed_inputs == 1
@@ -295,7 +309,7 @@ def test_checkpoint_writes_are_batched_for_20000_items() -> None:
         return item
 
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=32, is_async=True, checkpoint=checkpoint, flush_interval=0.05
+        call, RunOptions(concurrency=32, checkpoint_interval=0.05), is_async=True, checkpoint=checkpoint
     )
     started = time.monotonic()
     with pytest.raises(ItemsFailedError):
@@ -357,13 +371,15 @@ def test_directory_store_round_trip(tmp_path: Any) -> None:
 
 
 def test_progress_is_reported_on_its_interval_while_items_run() -> None:
-    reports: list[RunStatistics] = []
     two_reports = threading.Event()
 
-    def on_progress(stats: RunStatistics) -> None:
-        reports.append(stats)
-        if len(reports) >= 2:
-            two_reports.set()
+    class Observer(RecordingObserver):
+        def progress(self, stats: RunStatistics) -> None:
+            super().progress(stats)
+            if len(self.reports) >= 2:
+                two_reports.set()
+
+    observer = Observer()
 
     def call(index: int, item: int) -> int:
         if index == 0:
@@ -371,8 +387,9 @@ def test_progress_is_reported_on_its_interval_while_items_run() -> None:
         return item
 
     runner: ItemRunner[int, int] = ItemRunner(
-        call, concurrency=2, is_async=False, on_progress=on_progress, progress_interval=0.02
+        call, RunOptions(concurrency=2, progress_interval=0.02), is_async=False, observer=observer
     )
     runner.run(range(100))
+    reports = observer.reports
     assert reports[0].total == 100 and reports[0].in_flight >= 1
     assert "/ 100 done" in reports[0].describe()

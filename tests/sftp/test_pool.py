@@ -11,7 +11,7 @@ import pytest
 from devtools.delay_proxy import DelayProxy
 from devtools.sshd import SSHServer
 
-from airflow_iterate._core import ItemRunner
+from airflow_iterate._core import ItemRunner, RunOptions
 from airflow_iterate.sftp import (
     SFTPAcquireTimeout,
     SFTPPool,
@@ -499,7 +499,7 @@ def test_iterate_engine_items_share_one_pool(conn_id: str, data: DataSet) -> Non
         pools.add(pool)
         return len(await download_bytes(pool, path))
 
-    runner: ItemRunner[str, int] = ItemRunner(item, concurrency=32, is_async=True)
+    runner: ItemRunner[str, int] = ItemRunner(item, RunOptions(concurrency=32), is_async=True)
     sizes = runner.run(paths)
     assert sizes == [len(data.files[p]) for p in paths]
     (pool,) = pools

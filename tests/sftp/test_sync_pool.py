@@ -11,7 +11,7 @@ import pytest
 from devtools.delay_proxy import DelayProxy
 from devtools.sshd import SSHServer
 
-from airflow_iterate._core import ItemRunner
+from airflow_iterate._core import ItemRunner, RunOptions
 from airflow_iterate.sftp import SFTPPoolClosedError, SyncSFTPPool
 
 from .conftest import DataSet
@@ -37,7 +37,7 @@ def test_one_client_per_thread_reused_and_closed(conn_id: str, data: DataSet) ->
         return read(pool, path)
 
     with SyncSFTPPool(conn_id) as pool:
-        runner: ItemRunner[str, bytes] = ItemRunner(item, concurrency=4, is_async=False)
+        runner: ItemRunner[str, bytes] = ItemRunner(item, RunOptions(concurrency=4), is_async=False)
         assert runner.run(paths) == [data.files[p] for p in paths]
         stats = pool.statistics()
         assert stats.opened == len(clients) <= 4  # (threads that ended early were already pruned)

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, XComArg
-from airflow.sdk.bases.decorator import _TaskDecorator, get_unique_task_id
-from airflow.sdk.definitions.mappedoperator import (
+from typing_extensions import Unpack
+
+from .._core import IterateUsageError, short_repr
+from ._classic import _ClassicIterateOperator
+from ._compat import (
     OperatorPartial,
+    TaskDecorator,
+    get_unique_task_id,
+    is_python_task,
     prevent_duplicates,
     validate_mapping_kwargs,
 )
-
-from .._core import IterateUsageError, short_repr
-from ._chunked import build_chunked
-from ._classic import _ClassicIterateOperator
+from ._inputs import IterateInput, KwargsInput, ProductInput
 from ._item_context import ITERATE_INDEX_KEY
 from ._operator import _PythonIterateOperator
-from ._settings import DEFAULT_MAX_ITEMS, OPTION_NAMES, IterateSettings
+from ._options import OPTION_NAMES, IterateOptions, IterateSettings
+from ._scaleout import build_chunked
 
 # PythonOperator arguments a @task may carry that have no per-item meaning in iterate().
 _IGNORED_PYTHON_ARGS = frozenset({"show_return_value_in_logs", "multiple_outputs"})
@@ -33,94 +36,45 @@ _REFUSED_PYTHON_ARGS = {
 _BASE_OPERATOR_ARGS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
 
 
-def iterate(
-    task: Any,
-    /,
-    *,
-    concurrency: int | None = None,
-    item_retries: int = 0,
-    item_retry_delay: float | timedelta = 1.0,
-    item_retry_max_delay: float | timedelta = 300.0,
-    item_retry_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
-    max_failures: int | float | None = 0,
-    checkpoint: bool = True,
-    checkpoint_interval: float | timedelta = 5.0,
-    progress_interval: float | timedelta = 10.0,
-    rate_limit: str | float | None = None,
-    max_items: int | None = DEFAULT_MAX_ITEMS,
-    chunk_size: int | None = None,
-    chunks: int | None = None,
-    **iterables: Any,
-) -> XComArg:
+def iterate(task: Any, /, **arguments: Any) -> XComArg:
     """Run ``task`` once per item inside ONE task instance; the same argument forms as ``.expand()``.
 
-    Each keyword argument that is not an option below is a list, tuple, dict (iterated as
+    Each keyword argument that is not an option (:class:`IterateOptions`: ``concurrency``,
+    ``item_retries``, ``max_failures``, ``chunk_size``, ...) is a list, tuple, dict (iterated as
     ``(key, value)`` pairs) or an XComArg resolving to one; several arguments iterate over their
     cross product. Arguments fixed for every item come from ``task.partial(...)``. Returns an
     XComArg whose value is the list of per-item results in input order.
 
-    :param concurrency: items running at once (default 128 for ``async def`` functions, which share
-        one event loop, and 8 threads for sync functions)
-    :param item_retries: extra attempts for an item that raises one of ``item_retry_on``
-    :param item_retry_delay: the first retry's delay; it doubles each time, with jitter
-    :param item_retry_max_delay: the cap on one retry delay
-    :param item_retry_on: exception class(es) worth retrying (default: any Exception)
-    :param max_failures: failed items tolerated: a count, a ratio in (0, 1) of the input, or None
-        for no limit. Within it the task succeeds, failed items are ``None`` in the result and are
-        listed in the ``iterate_failures`` XCom; past it the task fails once in-flight items finish
-    :param checkpoint: record succeeded items so a rerun of the task (a retry, a crash) skips them
-    :param checkpoint_interval: how often the checkpoint is written (one write per interval)
-    :param progress_interval: how often progress is logged and reported as metrics
-    :param rate_limit: item starts across the whole task, like ``"200/s"`` or ``"30/min"``
-    :param max_items: refuse inputs with more items than this (None: no limit)
-    :param chunk_size: split the input over mapped task instances of this many items each (they
-        can run on different workers); see "Scaling out over workers" in the README
-    :param chunks: split the input over this many mapped task instances instead
+    Within ``max_failures`` the task succeeds, failed items are ``None`` in the result and are
+    listed in the ``iterate_failures`` XCom; past it the task fails once in-flight items finish.
+    ``chunk_size`` / ``chunks`` split the input over mapped task instances that can run on
+    different workers (see "Scaling out over workers" in the README).
     """
     if isinstance(task, OperatorPartial):
         task._expand_called = True  # used here, even if iterate() then refuses its arguments
         _refuse_operator_option_clashes(task)
     else:
         _refuse_option_clashes(_require_task(task, "iterate"))  # first: such values were taken as options
-    settings = IterateSettings(
-        concurrency=concurrency,
-        item_retries=item_retries,
-        item_retry_delay=item_retry_delay,
-        item_retry_max_delay=item_retry_max_delay,
-        item_retry_on=item_retry_on,
-        max_failures=max_failures,
-        checkpoint=checkpoint,
-        checkpoint_interval=checkpoint_interval,
-        progress_interval=progress_interval,
-        rate_limit=rate_limit,
-        max_items=max_items,
-        chunk_size=chunk_size,
-        chunks=chunks,
-    )
-    if not iterables:
+    options = {name: arguments.pop(name) for name in OPTION_NAMES.intersection(arguments)}
+    settings = IterateSettings.from_options(options)
+    if not arguments:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
-    for name, value in iterables.items():
+    for name, value in arguments.items():
         _require_iterable_argument("iterate", name, value)
     if isinstance(task, OperatorPartial):
-        _validate_operator_names(task, "iterate", iterables)
-        return _build_classic(task, iterables, "product", settings)
+        _validate_operator_names(task, "iterate", arguments)
+        return _build_classic(task, ProductInput(arguments), settings)
     decorated = _require_task(task, "iterate")
-    _validate_names(decorated, "iterate", iterables)
-    return _build(decorated, iterables, "product", settings)
+    _validate_names(decorated, "iterate", arguments)
+    return _build(decorated, ProductInput(arguments), settings)
 
 
-def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
+def iterate_kwargs(task: Any, kwargs: Any, /, **options: Unpack[IterateOptions]) -> XComArg:
     """Like ``.expand_kwargs()``: ``kwargs`` is a list of dicts (or an XComArg of one), one per item.
 
     Takes the same keyword-only options as :func:`iterate`.
     """
-    unknown = sorted(set(options) - OPTION_NAMES)
-    if unknown:
-        raise IterateUsageError(
-            f"iterate_kwargs() got unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"the options are {', '.join(sorted(OPTION_NAMES))}"
-        )
-    settings = IterateSettings(**options)
+    settings = IterateSettings.from_options(options, function="iterate_kwargs")
     decorated = None if isinstance(task, OperatorPartial) else _require_task(task, "iterate_kwargs")
     if decorated is None:
         task._expand_called = True
@@ -145,22 +99,20 @@ def iterate_kwargs(task: Any, kwargs: Any, /, **options: Any) -> XComArg:
             else:
                 _validate_names(decorated, "iterate_kwargs", dict(element))
     if decorated is None:
-        return _build_classic(task, kwargs, "kwargs", settings)
-    return _build(decorated, kwargs, "kwargs", settings)
+        return _build_classic(task, KwargsInput(kwargs), settings)
+    return _build(decorated, KwargsInput(kwargs), settings)
 
 
 # -- checks -----------------------------------------------------------------------------------
 
 
-def _require_task(task: Any, func: str) -> _TaskDecorator[Any, Any, Any]:
-    if not isinstance(task, _TaskDecorator):
+def _require_task(task: Any, func: str) -> TaskDecorator[Any, Any, Any]:
+    if not isinstance(task, TaskDecorator):
         raise IterateUsageError(
             f"{func}() takes a @task-decorated function or an operator's .partial(...), got "
             f"{type(task).__name__} {short_repr(task)}"
         )
-    from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
-
-    if task.operator_class is not _PythonDecoratedOperator:
+    if not is_python_task(task):
         kind = getattr(task.operator_class, "custom_operator_name", task.operator_class.__name__)
         raise IterateUsageError(
             f"{func}() runs plain @task functions in the worker's Python process; {kind} tasks are not "
@@ -169,7 +121,7 @@ def _require_task(task: Any, func: str) -> _TaskDecorator[Any, Any, Any]:
     return task
 
 
-def _refuse_option_clashes(task: _TaskDecorator[Any, Any, Any]) -> None:
+def _refuse_option_clashes(task: TaskDecorator[Any, Any, Any]) -> None:
     clashes = sorted(OPTION_NAMES.intersection(task.function_signature.parameters))
     if clashes:
         names = ", ".join(repr(c) for c in clashes)
@@ -180,7 +132,7 @@ def _refuse_option_clashes(task: _TaskDecorator[Any, Any, Any]) -> None:
         )
 
 
-def _validate_names(task: _TaskDecorator[Any, Any, Any], func: str, kwargs: dict[str, Any]) -> None:
+def _validate_names(task: TaskDecorator[Any, Any, Any], func: str, kwargs: dict[str, Any]) -> None:
     if ITERATE_INDEX_KEY in kwargs:
         raise IterateUsageError(f"cannot call {func}() on {ITERATE_INDEX_KEY!r}: it is set per item")
     try:
@@ -247,10 +199,7 @@ def _require_iterable_argument(func: str, name: str, value: Any) -> None:
 
 
 def _build(
-    task: _TaskDecorator[Any, Any, Any],
-    iterate_input: Any,
-    input_kind: str,
-    settings: IterateSettings,
+    task: TaskDecorator[Any, Any, Any], iterate_input: IterateInput, settings: IterateSettings
 ) -> XComArg:
     task_kwargs = dict(task.kwargs)
     static_kwargs = dict(task_kwargs.pop("op_kwargs", None) or {})
@@ -271,7 +220,6 @@ def _build(
     arguments: dict[str, Any] = dict(
         python_callable=task.function,
         iterate_input=iterate_input,
-        input_kind=input_kind,
         static_kwargs=static_kwargs,
         settings=settings,
         operator_name="@task.iterate",
@@ -286,7 +234,7 @@ def _build(
 
 
 def _build_classic(
-    partial: OperatorPartial, iterate_input: Any, input_kind: str, settings: IterateSettings
+    partial: OperatorPartial, iterate_input: IterateInput, settings: IterateSettings
 ) -> XComArg:
     operator_kwargs = dict(partial.kwargs)
     task_kwargs = {
@@ -300,7 +248,6 @@ def _build_classic(
         item_operator_class=partial.operator_class,
         operator_kwargs=item_kwargs,
         iterate_input=iterate_input,
-        input_kind=input_kind,
         settings=settings,
         operator_name=f"{partial.operator_class.__name__}.iterate",
         params=partial.params,
@@ -323,6 +270,6 @@ def install() -> None:
 
     iterate_method.__doc__ = iterate.__doc__
     iterate_kwargs_method.__doc__ = iterate_kwargs.__doc__
-    for cls in (_TaskDecorator, OperatorPartial):
+    for cls in (TaskDecorator, OperatorPartial):
         cls.iterate = iterate_method  # type: ignore[attr-defined]
         cls.iterate_kwargs = iterate_kwargs_method  # type: ignore[attr-defined]

@@ -17,21 +17,11 @@ from typing import Any, ClassVar
 from airflow.sdk import XComArg
 
 from .._core import IterateUsageError
-from ._compat import TaskDeferred
+from ._compat import TaskDeferred, is_async_operator_class
+from ._inputs import ItemSource, resolve_xcoms
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
 from ._python import is_async_callable
-
-
-def _resolve(value: Any, context: Any) -> Any:
-    """Resolve XComArgs anywhere in ``value`` (lists, tuples, dicts), leaving the rest as it is."""
-    if isinstance(value, XComArg):
-        return value.resolve(context)
-    if isinstance(value, dict):
-        return {k: _resolve(v, context) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v, context) for v in value)
-    return value
 
 
 def is_async_operator(operator_class: type, static_kwargs: Mapping[str, Any]) -> bool:
@@ -43,14 +33,7 @@ def is_async_operator(operator_class: type, static_kwargs: Mapping[str, Any]) ->
     """
     if "python_callable" in static_kwargs:
         return is_async_callable(static_kwargs["python_callable"])
-    flag = getattr(operator_class, "is_async", False)
-    if isinstance(flag, property):
-        # A property needs an instance; BaseAsyncOperator's answers True for every instance.
-        getter = flag.fget
-        return bool(
-            getter is not None and getattr(getter, "__qualname__", "") == "BaseAsyncOperator.is_async"
-        )
-    return bool(flag)
+    return is_async_operator_class(operator_class)
 
 
 class OperatorItemInvoker:
@@ -58,7 +41,7 @@ class OperatorItemInvoker:
         self._owner = owner
         self._context = context
         self._sink = sink
-        self._kwargs = _resolve(owner.operator_kwargs, context)
+        self._kwargs = resolve_xcoms(owner.operator_kwargs, context)
         self.is_async = is_async_operator(owner.item_operator_class, self._kwargs)
 
     def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -114,8 +97,8 @@ class _ClassicIterateOperator(IterateOperator):
         XComArg.apply_upstream_relationship(self, self.operator_kwargs)
         XComArg.apply_upstream_relationship(self, self.iterate_input)
 
-    def _resolved_input(self, context: Any) -> Any:
-        return _resolve(self.iterate_input, context)
+    def _resolved_input(self, context: Any) -> ItemSource:
+        return self.input.resolve_xcoms(context)
 
     def _make_invoker(self, context: Any, sink: ItemXComs) -> OperatorItemInvoker:
         return OperatorItemInvoker(self, context, sink)

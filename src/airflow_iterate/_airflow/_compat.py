@@ -1,7 +1,11 @@
-"""Task SDK names whose home differs between the Airflow versions this package supports (3.1+).
+"""Everything of Airflow's that is not its public Task SDK API, and names that moved between versions.
 
-Each is feature-detected, not version-checked: its current home first, then where Airflow 3.1
-keeps it. The rest of the package imports these names from here only.
+The package needs a few of the Task SDK's internals (the ``@task`` decorator's class to add
+``.iterate()`` to, ``.partial()``'s checks, the DAG and task group being defined, lazy XCom
+sequences, the supervisor channel). They are imported here and nowhere else, so an Airflow
+release that moves one breaks this module only. Names whose home differs between the versions
+this package supports (3.1+) are feature-detected, not version-checked: their current home
+first, then where Airflow 3.1 keeps them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.bases.decorator import _TaskDecorator as TaskDecorator
+from airflow.sdk.bases.decorator import get_unique_task_id
+from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+from airflow.sdk.definitions.mappedoperator import (
+    OperatorPartial,
+    prevent_duplicates,
+    validate_mapping_kwargs,
+)
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
 try:
     from airflow.sdk.exceptions import (
@@ -36,9 +49,25 @@ __all__ = [
     "AirflowSkipException",
     "AirflowTaskTimeout",
     "BaseAsyncOperator",
+    "DagContext",
+    "OperatorPartial",
+    "PlainXComArg",
+    "TaskDecorator",
     "TaskDeferred",
+    "TaskGroupContext",
     "enable_async_tasks",
+    "get_unique_task_id",
+    "is_async_operator_class",
+    "is_deadlock_error",
+    "is_lazy_xcom_sequence",
+    "is_python_task",
+    "max_map_length",
+    "prevent_duplicates",
+    "set_supervisor_comms",
     "stats_module",
+    "supervisor_comms",
+    "validate_mapping_kwargs",
+    "xcom_result_parts",
     "xcom_serde",
 ]
 
@@ -135,3 +164,80 @@ def stats_module() -> Any:
             return None
         return Stats
     return stats
+
+
+def is_python_task(task: TaskDecorator[Any, Any, Any]) -> bool:
+    """Whether a ``@task`` decorator makes plain Python tasks (not ``@task.bash``, ``.docker``, ...)."""
+    from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
+
+    return task.operator_class is _PythonDecoratedOperator
+
+
+def is_async_operator_class(operator_class: type) -> bool:
+    """Whether every instance of ``operator_class`` runs through ``aexecute`` (``is_async``)."""
+    flag = getattr(operator_class, "is_async", False)
+    if isinstance(flag, property):
+        # A property needs an instance; BaseAsyncOperator's answers True for every instance.
+        getter = flag.fget
+        return bool(
+            getter is not None and getattr(getter, "__qualname__", "") == "BaseAsyncOperator.is_async"
+        )
+    return bool(flag)
+
+
+def is_lazy_xcom_sequence(value: Any) -> bool:
+    """Whether ``value`` is the output of a mapped task, read element by element from the API."""
+    try:
+        from airflow.sdk.execution_time.lazy_sequence import LazyXComSequence
+    except ImportError:  # pragma: no cover - older Task SDKs
+        return False
+    return isinstance(value, LazyXComSequence)
+
+
+def xcom_result_parts(value: Any) -> tuple[str, list[Any], bool] | None:
+    """``(kind, parts, zip_longest)`` of a resolved ``.map()`` / ``.zip()`` / ``.concat()`` XComArg.
+
+    ``kind`` is ``"map"``, ``"zip"`` or ``"concat"``; ``zip_longest`` tells a zip given a
+    ``fillvalue`` from one zipping to the shortest part. None for any other value.
+    """
+    try:
+        from airflow.sdk.definitions.xcom_arg import _ConcatResult, _MapResult, _ZipResult
+    except ImportError:  # pragma: no cover - windowed element by element instead
+        return None
+    if isinstance(value, _MapResult):
+        return "map", [value.value], False
+    if isinstance(value, _ZipResult):
+        # An unset fillvalue is the Task SDK's ArgNotSet marker: zip to the shortest, as it does.
+        return "zip", list(value.values), type(value.fillvalue).__name__ != "ArgNotSet"
+    if isinstance(value, _ConcatResult):
+        return "concat", list(value.values), False
+    return None
+
+
+def max_map_length() -> int:
+    """``[core] max_map_length``: the most task instances one mapped task may have."""
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # Airflow 3.1
+        from airflow.configuration import conf  # type: ignore[no-redef]
+    return int(conf.getint("core", "max_map_length", fallback=1024))
+
+
+def supervisor_comms() -> Any:
+    """The task process's channel to its supervisor, or None outside a task process."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover
+        return None
+    return getattr(task_runner, "SUPERVISOR_COMMS", None)
+
+
+def set_supervisor_comms(comms: Any) -> None:
+    from airflow.sdk.execution_time import task_runner
+
+    task_runner.SUPERVISOR_COMMS = comms
+
+
+def is_deadlock_error(exc: BaseException) -> bool:
+    """Whether the Task SDK refused a sync call because an async one holds the channel."""
+    return type(exc).__name__ == "DeadlockImminentError"

@@ -41,12 +41,16 @@ class ItemXComs:
         for key, value in pushed.items():
             self.push(index, key, value)
 
-    def publish(self, ti: Any, count: int) -> list[str]:
-        """Push one XCom per key: the list of every item's value in input order. Returns the keys."""
+    def publish(self, ti: Any, start: int, count: int) -> list[str]:
+        """Push one XCom per key: the values of items ``start..start+count`` in input order.
+
+        Items are known by their position in the whole input; a chunk starting at ``start``
+        pushes the values of its own items only. Returns the keys.
+        """
         with self._lock:
             by_key = dict(self._by_key)
         for key, values in sorted(by_key.items()):
-            ti.xcom_push(key=key, value=[values.get(i) for i in range(count)])
+            ti.xcom_push(key=key, value=[values.get(i) for i in range(start, start + count)])
         return sorted(by_key)
 
 

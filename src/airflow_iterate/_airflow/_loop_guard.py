@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ._compat import is_deadlock_error, set_supervisor_comms, supervisor_comms
+
 _ADVICE = {
     "GetConnection": "Connection.get() / BaseHook.get_connection()",
     "GetVariable": "Variable.get()",
@@ -63,7 +65,7 @@ class _GuardedComms:
         try:
             return self._comms.send(msg, *args, **kwargs)
         except BaseException as exc:
-            if type(exc).__name__ != "DeadlockImminentError":
+            if not is_deadlock_error(exc):
                 raise
             raise SyncCallOnLoopError(
                 f"{call} was called on the event loop while another item's async call held the "
@@ -74,17 +76,12 @@ class _GuardedComms:
 @contextlib.contextmanager
 def guard_sync_sdk_calls(log: Any) -> Iterator[None]:
     """Wrap the Task SDK's supervisor channel for the duration of an async run (if there is one)."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    comms = supervisor_comms()
     if comms is None or isinstance(comms, _GuardedComms):
         yield
         return
-    task_runner.SUPERVISOR_COMMS = _GuardedComms(comms, threading.get_ident(), log)
+    set_supervisor_comms(_GuardedComms(comms, threading.get_ident(), log))
     try:
         yield
     finally:
-        task_runner.SUPERVISOR_COMMS = comms
+        set_supervisor_comms(comms)

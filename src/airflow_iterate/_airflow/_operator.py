@@ -3,34 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from .._core import (
-    ItemFailure,
-    ItemRunner,
-    ItemsFailedError,
-    IterateTimeoutError,
-    check_iterable,
-    cross_product,
-    kwargs_stream,
-    short_repr,
-)
+from .._core import ItemFailure, ItemRunner, ItemsFailedError, IterateTimeoutError, short_repr
 from ._checkpointing import open_checkpoint
 from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, xcom_serde
+from ._inputs import ItemSource, IterateInput
 from ._item_context import ItemXComs
 from ._loop_guard import guard_sync_sdk_calls
+from ._options import IterateSettings
 from ._python import ItemInvoker
 from ._reporting import Reporter
-from ._settings import IterateSettings
-from ._streaming import stream
-
-InputKind = Literal["product", "kwargs"]
 
 #: how long in-flight items get for their cleanup after the deadline, before Airflow's own
 #: (signal-based) timeout is allowed to fire
@@ -54,15 +44,13 @@ class IterateOperator(BaseOperator):
     def __init__(
         self,
         *,
-        iterate_input: Any,
-        input_kind: InputKind,
+        iterate_input: IterateInput,
         settings: IterateSettings | None = None,
         operator_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.iterate_input = iterate_input
-        self.input_kind = input_kind
+        self.input = iterate_input
         self.settings = settings or IterateSettings()
         if operator_name:
             self.custom_operator_name = operator_name
@@ -73,8 +61,18 @@ class IterateOperator(BaseOperator):
         """The per-item callable (``invoker(index, item_kwargs)``, with an ``is_async`` flag)."""
         raise NotImplementedError
 
-    def _resolved_input(self, context: Any) -> Any:
-        return self.iterate_input
+    @property
+    def iterate_input(self) -> Any:
+        """The input's literals and XComArgs, as a template field (rendering replaces them)."""
+        return self.input.value
+
+    @iterate_input.setter
+    def iterate_input(self, value: Any) -> None:
+        self.input = self.input.with_value(value)
+
+    def _resolved_input(self, context: Any) -> ItemSource:
+        """The input with its values, ready to be iterated (after templates were rendered)."""
+        return self.input
 
     def _target_name(self) -> str:
         """What runs per item, for the log."""
@@ -85,53 +83,46 @@ class IterateOperator(BaseOperator):
     def execute(self, context: Any) -> list[Any]:
         settings = self.settings
         sink = ItemXComs()
-        iterate_input = self._resolved_input(context)
+        items = self._resolved_input(context)
         invoker = self._make_invoker(context, sink)
-        options = settings.run_options(
-            concurrency=settings.default_concurrency(invoker.is_async),
-            timeout=self._take_over_timeout(),
-            stop_on=AIRFLOW_CONTROL_EXCEPTIONS,
+        options = dataclasses.replace(
+            settings.run, timeout=self._take_over_timeout(), stop_on=AIRFLOW_CONTROL_EXCEPTIONS
         )
-        checkpoint = resume = None
+        checkpoint = None
         if settings.checkpoint:
             checkpoint, location = open_checkpoint(context, self.log, extras=sink.of_item)
-            resume = checkpoint.load()
-            for index, pushed in checkpoint.loaded_extras.items():
-                sink.restore(index, pushed)
-            if resume:
+            if checkpoint.completed:
                 self.log.info(
                     "Resuming: %d item(s) succeeded in an earlier attempt (checkpoint in %s) and are not "
                     "run again",
-                    len(resume),
+                    len(checkpoint.completed),
                     location,
                 )
+            for index, pushed in checkpoint.loaded_extras.items():
+                sink.restore(index, pushed)
         reporter = Reporter(self.log, context)
         runner: ItemRunner[dict[str, Any], Any] = ItemRunner(
             invoker,
             options,
             is_async=invoker.is_async,
             describe=_describe_item,
-            resume=resume,
+            index_offset=items.offset,
             checkpoint=checkpoint,
-            flush_interval=settings.seconds("checkpoint_interval"),
-            on_progress=reporter.progress,
-            progress_interval=settings.seconds("progress_interval"),
-            on_monitor_error=reporter.monitor_error,
-            on_loop_block=reporter.loop_blocked,
+            observer=reporter,
         )
-        total = _total(iterate_input, self.input_kind)
+        total = items.length()
         self.log.info(
             "Iterating %s over %s item(s), up to %d at a time (%s)",
             self._target_name(),
             "an unknown number of" if total is None else f"{total:,}",
-            options.concurrency,
+            options.concurrency_for(invoker.is_async),
             "one event loop" if invoker.is_async else "thread pool",
         )
         try:
             self._runner = runner
             guard = guard_sync_sdk_calls(self.log) if invoker.is_async else contextlib.nullcontext()
             with guard:
-                results = runner.run(self._items(iterate_input), total=total)
+                results = runner.run(iter(items), total=total)
         except IterateTimeoutError as exc:
             raise AirflowTaskTimeout(str(exc)) from exc
         finally:
@@ -140,14 +131,14 @@ class IterateOperator(BaseOperator):
                     "%d item(s) in the checkpoint had a different input this time and ran again",
                     runner.changed_inputs,
                 )
-            reporter.finished(runner.statistics(), runner.failures)
             stats = runner.statistics()
-            self._publish_item_xcoms(context["ti"], sink, stats.started + stats.resumed)
-        _require_serializable(results, self._items(iterate_input))
+            reporter.finished(stats, runner.failures)
+            self._publish_item_xcoms(context["ti"], sink, items.offset, stats.started + stats.resumed)
+        _require_serializable(results, items)
         return results
 
-    def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, count: int) -> list[str]:
-        pushed = sink.publish(ti, count)
+    def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, start: int, count: int) -> list[str]:
+        pushed = sink.publish(ti, start, count)
         if pushed:
             self.log.info("XComs pushed by items, as one list per key in input order: %s", pushed)
         return pushed
@@ -161,12 +152,6 @@ class IterateOperator(BaseOperator):
         runner = getattr(self, "_runner", None)
         if runner is not None:
             runner.cancel("the task was killed")
-
-    def _items(self, value: Any) -> Iterator[dict[str, Any]]:
-        if self.input_kind == "kwargs":
-            return kwargs_stream(stream(value), name="kwargs")
-        named = {name: stream(check_iterable(name, v)) for name, v in value.items()}
-        return cross_product(named)
 
     def _take_over_timeout(self) -> float | None:
         """Enforce ``execution_timeout`` cooperatively, so in-flight items are cancelled cleanly.
@@ -189,6 +174,7 @@ class IterateOperator(BaseOperator):
 class _PythonIterateOperator(IterateOperator):
     """Iterates a @task function: ``python_callable(**static_kwargs, **item_kwargs)`` per item."""
 
+    # Literal items are templates, as .expand()'s are; values resolved from XComs are not rendered.
     template_fields = ("iterate_input", "static_kwargs")
     template_fields_renderers: ClassVar[dict[str, str]] = {"iterate_input": "py", "static_kwargs": "py"}
     # since the callable is never mutated, a shallow copy suffices (and works for any callable)
@@ -215,7 +201,7 @@ class _PythonIterateOperator(IterateOperator):
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _require_serializable(results: list[Any], items: Iterator[dict[str, Any]]) -> None:
+def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -> None:
     """Fail naming the item whose result cannot be stored as an XCom, instead of a bare TypeError."""
     serde = xcom_serde()
     if serde is None:  # pragma: no cover - left to the XCom push
@@ -229,13 +215,16 @@ def _require_serializable(results: list[Any], items: Iterator[dict[str, Any]]) -
         try:
             serialize(result)
         except Exception as exc:
-            item = next(itertools.islice(items, index, None), {})
+            item = next(itertools.islice(iter(items), index, None), {})
             error = TypeError(
                 f"the result {short_repr(result)} ({type(result).__name__}) cannot be stored as an XCom: "
                 f"{exc}; return JSON-like data (str, int, float, bool, list, dict, ...) from the function"
             )
+            position = getattr(items, "offset", 0) + index
             raise ItemsFailedError(
-                [ItemFailure(index, _describe_item(item), error)], completed=len(results), total=len(results)
+                [ItemFailure(position, _describe_item(item), error)],
+                completed=len(results),
+                total=len(results),
             ) from exc
 
 
@@ -243,15 +232,3 @@ def _describe_item(item: Mapping[str, Any]) -> str:
     if len(item) == 1:
         return short_repr(next(iter(item.values())))
     return short_repr(dict(item))
-
-
-def _total(value: Any, kind: InputKind) -> int | None:
-    try:
-        if kind == "kwargs":
-            return len(value)
-        total = 1
-        for v in value.values():
-            total *= len(v)
-        return total
-    except TypeError:
-        return None

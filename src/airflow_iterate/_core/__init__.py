@@ -3,16 +3,21 @@
 Nothing in this package imports Airflow (a test enforces it), so it can be tested and benchmarked
 on its own and reused by every layer above it.
 
-    _inputs       argument forms -> one lazy stream of per-item kwargs
-    _options      RunOptions: concurrency, retries, failure tolerance, rate limit, max_items
+    _inputs       argument forms -> one lazy stream of per-item kwargs; short reprs of items
+    _options      RunOptions: concurrency, retries, failure tolerance, rate limit, max_items,
+                  reporting intervals; the engine defaults
+    _validate     checks of option values, shared with the Airflow layer and the integrations
     _runner       ItemRunner: the two engines (one event loop / a thread pool)
+    _bookkeeping  what a run has started, finished, failed and resumed; its outcome
     _ratelimit    a rate limit shared by the items of a run
     _checkpoint   batched, chunked checkpoints for resuming a run
-    _monitor      the thread that reports progress and flushes checkpoints
+    _monitor      RunObserver, and the thread that reports progress and flushes checkpoints
+    _lag          noticing (and locating) a blocked event loop
     _stats        RunStatistics snapshots
     _errors       the exception tree
 """
 
+from ._bookkeeping import FAILED_RESULT
 from ._checkpoint import Checkpoint, DirectoryStateStore, StateStore, input_digest
 from ._errors import (
     ItemFailure,
@@ -24,13 +29,24 @@ from ._errors import (
     IterateUsageError,
 )
 from ._inputs import check_iterable, cross_product, kwargs_stream, short_repr
-from ._options import RunOptions, check_concurrency
-from ._ratelimit import RateLimit, RateLimiter, parse_rate_limit
-from ._runner import FAILED_RESULT, ItemRunner
+from ._monitor import RunObserver
+from ._options import (
+    DEFAULT_ASYNC_CONCURRENCY,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_SYNC_CONCURRENCY,
+    RUN_OPTION_NAMES,
+    RunOptions,
+)
+from ._ratelimit import RateLimit, parse_rate_limit
+from ._runner import ItemRunner
 from ._stats import RunStatistics
 
 __all__ = [
+    "DEFAULT_ASYNC_CONCURRENCY",
+    "DEFAULT_MAX_ITEMS",
+    "DEFAULT_SYNC_CONCURRENCY",
     "FAILED_RESULT",
+    "RUN_OPTION_NAMES",
     "Checkpoint",
     "DirectoryStateStore",
     "ItemFailure",
@@ -42,11 +58,10 @@ __all__ = [
     "IterateTimeoutError",
     "IterateUsageError",
     "RateLimit",
-    "RateLimiter",
+    "RunObserver",
     "RunOptions",
     "RunStatistics",
     "StateStore",
-    "check_concurrency",
     "check_iterable",
     "cross_product",
     "input_digest",

@@ -74,19 +74,25 @@ class Checkpoint:
         self._buffer: list[tuple[int, Any, Any]] = []
         self._next_key = 0
         self._next_batch = 0
+        self._completed: dict[int, tuple[int, Any]] | None = None
         #: store writes (sets and deletes) and non-empty flushes so far; show the batching
         self.writes = 0
         self.flushes = 0
-        #: results that could not be encoded (those items run again after a crash)
-        self.unencodable = 0
 
     def _key(self, n: int) -> str:
         return f"{self._prefix}{n}"
 
     # -- reading ----------------------------------------------------------------------------------
 
+    @property
+    def completed(self) -> dict[int, tuple[int, Any]]:
+        """Completed items of earlier attempts: ``{index: (input digest, result)}``, read once."""
+        if self._completed is None:
+            self._completed = self.load()
+        return self._completed
+
     def load(self) -> dict[int, tuple[int, Any]]:
-        """Completed items of earlier attempts: ``{index: (input digest, result)}``."""
+        """Read the completed items of earlier attempts from the store (see :attr:`completed`)."""
         pieces: list[dict[str, Any]] = []
         n = 0
         while True:
@@ -110,6 +116,7 @@ class Checkpoint:
                 done[index] = (digest, self._decode(result))
             for index, extra in rows.get("x", {}).items():
                 self.loaded_extras[int(index)] = self._decode(extra)
+        self._completed = done
         return done
 
     # -- writing ----------------------------------------------------------------------------------
@@ -117,10 +124,6 @@ class Checkpoint:
     def record(self, index: int, item: Any, result: Any) -> None:
         with self._lock:
             self._buffer.append((index, item, result))
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._buffer)
 
     def flush(self) -> int:
         """Write what completed since the last flush; returns the number of items written."""
@@ -139,8 +142,7 @@ class Checkpoint:
                     extra = self._extras(index) if self._extras is not None else None
                     encoded_extra = None if extra is None else self._encode(extra)
                     json.dumps([encoded, encoded_extra])
-                except Exception:
-                    self.unencodable += 1
+                except Exception:  # not stored: after a crash this item runs again
                     continue
                 indexes.append(index)
                 digests.append(input_digest(item))

@@ -61,7 +61,6 @@ class LoopLagMonitor:
         self._interval = interval
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="iterate-loop-watch", daemon=True)
-        self.blocks = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -86,6 +85,5 @@ class LoopLagMonitor:
             # happened and is reported, with its length up to the answer (or the stop).
             while not answered.wait(0.05) and not self._stopped.is_set():
                 pass
-            self.blocks += 1
             with contextlib.suppress(Exception):  # reporting must never take the monitor down
                 self._on_block((answered_at[0] if answered_at else time.monotonic()) - sent, where)

@@ -1,7 +1,7 @@
-"""A background thread that reports progress and flushes checkpoints on their intervals.
+"""What a run tells the outside while it runs, and the thread that tells it on its intervals.
 
-It lives off the event loop on purpose: checkpoint writes and progress callbacks may block (a
-state store round-trip, a log handler), and must never stall the items.
+The monitor thread lives off the event loop on purpose: checkpoint writes and progress reports may
+block (a state store round-trip, a log handler), and must never stall the items.
 """
 
 from __future__ import annotations
@@ -9,35 +9,46 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ._checkpoint import Checkpoint
+from ._options import RunOptions
 from ._stats import RunStatistics
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "RunObserver"]
+
+
+class RunObserver(Protocol):
+    """Receives a run's progress and warnings; called from the monitor threads, never per item."""
+
+    def progress(self, stats: RunStatistics) -> None:
+        """Every ``progress_interval`` seconds while the run goes on."""
+
+    def monitor_error(self, what: str, exc: BaseException) -> None:
+        """A progress report or checkpoint write failed; the run goes on."""
+
+    def loop_blocked(self, seconds: float, where: str) -> None:
+        """Something held the event loop for ``seconds`` at ``where`` (async runs only)."""
 
 
 class Monitor:
     def __init__(
         self,
         statistics: Callable[[], RunStatistics],
+        options: RunOptions,
         *,
-        on_progress: Callable[[RunStatistics], None] | None,
-        progress_interval: float,
         checkpoint: Checkpoint | None,
-        flush_interval: float,
-        on_error: Callable[[str, BaseException], None],
+        observer: RunObserver | None,
     ) -> None:
         self._statistics = statistics
-        self._on_progress = on_progress
-        self._progress_interval = progress_interval
+        self._options = options
         self._checkpoint = checkpoint
-        self._flush_interval = flush_interval
-        self._on_error = on_error
+        self._observer = observer
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._on_progress is None and self._checkpoint is None:
+        if self._observer is None and self._checkpoint is None:
             return
         self._thread = threading.Thread(target=self._loop, name="iterate-monitor", daemon=True)
         self._thread.start()
@@ -48,20 +59,24 @@ class Monitor:
             self._thread.join(timeout=30)
 
     def _loop(self) -> None:
+        observer, checkpoint = self._observer, self._checkpoint
+        progress_interval = self._options.progress_interval
+        flush_interval = self._options.checkpoint_interval
         now = time.monotonic()
-        next_progress = now + self._progress_interval if self._on_progress else float("inf")
-        next_flush = now + self._flush_interval if self._checkpoint else float("inf")
+        next_progress = now + progress_interval if observer is not None else float("inf")
+        next_flush = now + flush_interval if checkpoint is not None else float("inf")
         while not self._stopped.wait(max(0.0, min(next_progress, next_flush) - time.monotonic())):
             now = time.monotonic()
-            if now >= next_progress and self._on_progress is not None:
-                next_progress = now + self._progress_interval
+            if now >= next_progress and observer is not None:
+                next_progress = now + progress_interval
                 try:
-                    self._on_progress(self._statistics())
+                    observer.progress(self._statistics())
                 except Exception as exc:
-                    self._on_error("progress report", exc)
-            if now >= next_flush and self._checkpoint is not None:
-                next_flush = now + self._flush_interval
+                    observer.monitor_error("progress report", exc)
+            if now >= next_flush and checkpoint is not None:
+                next_flush = now + flush_interval
                 try:
-                    self._checkpoint.flush()
+                    checkpoint.flush()
                 except Exception as exc:  # the run goes on; only resumability suffers
-                    self._on_error("checkpoint write", exc)
+                    if observer is not None:
+                        observer.monitor_error("checkpoint write", exc)

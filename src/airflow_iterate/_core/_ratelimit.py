@@ -54,8 +54,6 @@ class RateLimiter:
         self._interval = 1.0 / limit.per_second
         self._next = 0.0
         self._lock = threading.Lock()
-        self._waits = 0
-        self._waited = 0.0
 
     def _reserve(self) -> float:
         """Reserve the next slot; return how long to wait for it."""
@@ -64,11 +62,7 @@ class RateLimiter:
             earliest = now - (self.limit.burst - 1) * self._interval
             slot = max(self._next, earliest)
             self._next = slot + self._interval
-            delay = slot - now
-            if delay > 0:
-                self._waits += 1
-                self._waited += delay
-            return delay
+            return slot - now
 
     async def acquire(self) -> None:
         delay = self._reserve()
@@ -79,7 +73,3 @@ class RateLimiter:
         delay = self._reserve()
         if delay > 0:
             time.sleep(delay)
-
-    def statistics(self) -> dict[str, float]:
-        with self._lock:
-            return {"rate_per_second": self.limit.per_second, "waits": self._waits, "waited": self._waited}

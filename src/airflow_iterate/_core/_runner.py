@@ -6,8 +6,8 @@ per item up front, so in-flight work is bounded by ``concurrency`` and memory gr
 results, whatever the size of the input. Results land at their input index, so the output is in
 input order however the items interleave.
 
-Per item: wait for the rate limit, call, and on an exception in ``retry_on`` try again after an
-exponential backoff, up to ``retries`` times. An item that still fails is recorded; once the
+Per item: wait for the rate limit, call, and on an exception in ``item_retry_on`` try again after
+an exponential backoff, up to ``item_retries`` times. An item that still fails is recorded; once the
 failures exceed ``max_failures`` no new item starts, items already running finish, and the run
 raises :class:`ItemsFailedError`. Under the limit the run succeeds and a failed item's result is
 ``None`` (the failures are in :attr:`ItemRunner.failures`). An exception in ``stop_on`` stops the
@@ -17,8 +17,8 @@ At the deadline running items are cancelled (async: their ``finally`` and ``asyn
 run; threads cannot be interrupted, so they get ``cleanup_timeout`` to finish) and
 :class:`IterateTimeoutError` is raised.
 
-Checkpoints: items found in ``resume`` (from an earlier attempt, with the same input) are not run
-again; their results are reused. Successful items are recorded in ``checkpoint``, which the
+Checkpoints: items found in the checkpoint (from an earlier attempt, with the same input) are not
+run again; their results are reused. Successful items are recorded in ``checkpoint``, which the
 monitor thread flushes in batches; at the end a failed run flushes what is left and a successful
 one discards the checkpoint.
 """
@@ -29,24 +29,21 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
+from typing import Any, TypeVar
 
-from ._checkpoint import Checkpoint, input_digest
+from ._bookkeeping import RunBookkeeping
+from ._checkpoint import Checkpoint
 from ._errors import (
-    ItemFailure,
-    ItemsFailedError,
     IterateCancelledError,
-    IterateInputError,
     IterateTimeoutError,
     IterateUsageError,
 )
 from ._inputs import short_repr
 from ._lag import LoopLagMonitor
-from ._monitor import Monitor
+from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
-from ._stats import RunStatistics
 
 __all__ = ["AsyncItemCall", "ItemRunner", "SyncItemCall"]
 
@@ -58,31 +55,16 @@ AsyncItemCall = Callable[[int, T], Awaitable[R]]
 #: ``call(index, item)`` for a threaded run
 SyncItemCall = Callable[[int, T], R]
 
-#: the result slot of an item that failed within the tolerated limit
-FAILED_RESULT: Any = None
 
-
-class _Pending:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<pending>"
-
-
-_PENDING: Any = _Pending()
-
-
-def _ignore_monitor_error(what: str, exc: BaseException) -> None:
-    pass
-
-
-class ItemRunner(Generic[T, R]):
+class ItemRunner(RunBookkeeping[T, R]):
     """Runs ``call(index, item)`` for every item, at most ``concurrency`` at a time.
 
     ``is_async`` selects the engine: one event loop shared by all items (``call`` returns an
-    awaitable) or a pool of ``concurrency`` threads (``call`` returns the result). Options come
-    as a :class:`RunOptions` or as its keyword arguments. A runner is used for one run;
-    :meth:`statistics` may be called from any thread while it runs.
+    awaitable) or a pool of ``concurrency`` threads (``call`` returns the result). ``index`` is the
+    item's position in the input plus ``index_offset`` (a part of a larger input names its items
+    by their place in the whole); failures and the checkpoint use the same positions, the returned
+    list holds this run's results only. Items found in ``checkpoint.completed`` are not run again.
+    A runner is used for one run; :meth:`statistics` may be called from any thread while it runs.
     """
 
     def __init__(
@@ -92,55 +74,24 @@ class ItemRunner(Generic[T, R]):
         *,
         is_async: bool,
         describe: Callable[[T], str] = short_repr,
-        resume: Mapping[int, tuple[int, Any]] | None = None,
+        index_offset: int = 0,
         checkpoint: Checkpoint | None = None,
-        flush_interval: float = 5.0,
-        on_progress: Callable[[RunStatistics], None] | None = None,
-        progress_interval: float = 10.0,
-        on_monitor_error: Callable[[str, BaseException], None] = _ignore_monitor_error,
-        on_loop_block: Callable[[float, str], None] | None = None,
-        loop_block_threshold: float = 0.1,
-        **option_kwargs: Any,
+        observer: RunObserver | None = None,
     ) -> None:
-        if options is None:
-            options = RunOptions(**option_kwargs)
-        elif option_kwargs:
-            raise IterateUsageError("pass either a RunOptions or its keyword arguments, not both")
-        self._call = call
-        self._on_loop_block = on_loop_block
-        self._loop_block_threshold = loop_block_threshold
-        self._options = options
-        self._is_async = is_async
-        self._describe = describe
-        self._resume = resume or None
-        self._checkpoint = checkpoint
-        self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
-        self._simple = options.retries == 0 and self._limiter is None
-        self._monitor = Monitor(
-            self.statistics,
-            on_progress=on_progress,
-            progress_interval=progress_interval,
+        options = options if options is not None else RunOptions()
+        super().__init__(
+            options,
+            concurrency=options.concurrency_for(is_async),
+            describe=describe,
+            index_offset=index_offset,
             checkpoint=checkpoint,
-            flush_interval=flush_interval,
-            on_error=on_monitor_error,
         )
-        self._results: list[Any] = []
-        self.failures: list[ItemFailure] = []
-        self._limit: int | None = None
-        self._input_error: BaseException | None = None
-        self._stop_error: BaseException | None = None
-        self._total: int | None = None
-        self._stop = False
-        self._started = 0
-        self._succeeded = 0
-        self._resumed = 0
-        self._retried = 0
-        self._changed_inputs = 0
-        self._in_flight = 0
-        self._peak = 0
-        self._cancelled_items = 0
-        self._t0: float | None = None
-        self._t_end: float | None = None
+        self._call = call
+        self._is_async = is_async
+        self._observer = observer
+        self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
+        self._simple = options.item_retries == 0 and self._limiter is None
+        self._monitor = Monitor(self.statistics, options, checkpoint=checkpoint, observer=observer)
         self._used = False
         self._lock = threading.Lock()  # guards counters and results in the thread engine
         self._cancel_reason: str | None = None
@@ -154,11 +105,6 @@ class ItemRunner(Generic[T, R]):
     @property
     def options(self) -> RunOptions:
         return self._options
-
-    @property
-    def changed_inputs(self) -> int:
-        """Items found in ``resume`` whose input differed, so they ran again."""
-        return self._changed_inputs
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop the run from any thread (or a signal handler): no new item starts, in-flight async
@@ -175,21 +121,6 @@ class ItemRunner(Generic[T, R]):
                     loop.call_soon_threadsafe(main.cancel)
             except RuntimeError:  # the loop just closed: nothing left to cancel
                 pass
-
-    def statistics(self) -> RunStatistics:
-        now = self._t_end if self._t_end is not None else time.monotonic()
-        return RunStatistics(
-            concurrency=self._options.concurrency,
-            total=self._total,
-            started=self._started,
-            succeeded=self._succeeded,
-            failed=len(self.failures),
-            resumed=self._resumed,
-            retried=self._retried,
-            in_flight=self._in_flight,
-            peak_in_flight=self._peak,
-            elapsed=0.0 if self._t0 is None else now - self._t0,
-        )
 
     def run(self, items: Iterable[T], *, total: int | None = None) -> list[R]:
         """Run every item and return the results in input order (blocking).
@@ -235,13 +166,6 @@ class ItemRunner(Generic[T, R]):
         self._monitor.start()
         return enumerate(items)
 
-    def _too_many(self, max_items: int, seen: int | None) -> IterateInputError:
-        count = f"{seen:,} items" if seen is not None else f"more than {max_items:,} items"
-        return IterateInputError(
-            f"the input has {count}, over max_items={max_items:,}; raise max_items if this is intended, "
-            "or split the input into several runs"
-        )
-
     def _finalize(self, ok: bool) -> None:
         self._t_end = self._t_end or time.monotonic()
         self._monitor.stop()
@@ -250,81 +174,6 @@ class ItemRunner(Generic[T, R]):
                 self._checkpoint.discard()
             else:
                 self._checkpoint.flush()
-
-    def _next(self, source: Iterator[tuple[int, T]]) -> tuple[int, T] | None:
-        """The next item to run, or None when the input is exhausted or broken.
-
-        Items resumed from a checkpoint are filled in here and never reach a worker.
-        """
-        resume = self._resume
-        max_items = self._options.max_items
-        while True:
-            try:
-                index, item = next(source)
-            except StopIteration:
-                return None
-            except Exception as exc:  # the input itself broke: stop, keep what ran
-                self._input_error = exc
-                self._stop = True
-                return None
-            if max_items is not None and index >= max_items:
-                self._input_error = self._too_many(max_items, None)
-                self._stop = True
-                return None
-            if resume is not None and index in resume:
-                digest, value = resume[index]
-                if digest == input_digest(item):
-                    self._results.append(value)
-                    self._resumed += 1
-                    continue
-                self._changed_inputs += 1
-            self._results.append(_PENDING)
-            self._started += 1
-            self._in_flight += 1
-            if self._in_flight > self._peak:
-                self._peak = self._in_flight
-            return index, item
-
-    def _succeed(self, index: int, item: T, value: Any) -> None:
-        self._results[index] = value
-        self._succeeded += 1
-        if self._checkpoint is not None:
-            self._checkpoint.record(index, item, value)
-
-    def _fail(self, index: int, item: T, exc: Exception) -> None:
-        self._results[index] = FAILED_RESULT
-        self.failures.append(ItemFailure(index, self._describe(item), exc))
-        if isinstance(exc, self._options.stop_on):
-            self._stop_error = self._stop_error or exc
-            self._stop = True
-        elif self._limit is not None and len(self.failures) > self._limit:
-            self._stop = True
-
-    def _should_retry(self, exc: Exception, attempt: int) -> bool:
-        opts = self._options
-        return (
-            attempt <= opts.retries
-            and not self._stop
-            and isinstance(exc, opts.retry_on)
-            and not isinstance(exc, opts.stop_on)
-        )
-
-    def _outcome(self) -> list[R]:
-        self._t_end = time.monotonic()
-        if self._input_error is not None:
-            raise self._input_error
-        if self._stop_error is not None:
-            raise self._stop_error
-        if self.failures:
-            self.failures.sort(key=lambda f: f.index)
-            limit = self._limit
-            if limit is None and isinstance(self._options.max_failures, float):
-                limit = self._options.failure_limit(len(self._results))
-            if limit is not None and len(self.failures) > limit:
-                raise ItemsFailedError(
-                    self.failures, completed=self._succeeded, total=self._total
-                ) from self.failures[0].exception
-        return self._results
 
     # -- async engine -------------------------------------------------------------------------
 
@@ -335,9 +184,12 @@ class ItemRunner(Generic[T, R]):
         if self._cancel_reason is not None:  # cancelled before the loop existed
             self._main.cancel()
         lag = None
-        if self._on_loop_block is not None:
+        if self._observer is not None:
             lag = LoopLagMonitor(
-                self._loop, self._loop_thread, self._on_loop_block, threshold=self._loop_block_threshold
+                self._loop,
+                self._loop_thread,
+                self._observer.loop_blocked,
+                threshold=self._options.loop_block_threshold,
             )
             lag.start()
         try:
@@ -354,9 +206,7 @@ class ItemRunner(Generic[T, R]):
                 lag.stop()
 
     async def _supervise(self, source: Iterator[tuple[int, T]]) -> list[R]:
-        workers = [
-            asyncio.ensure_future(self._async_worker(source)) for _ in range(self._options.concurrency)
-        ]
+        workers = [asyncio.ensure_future(self._async_worker(source)) for _ in range(self._concurrency)]
         try:
             done, pending = await asyncio.wait(
                 workers, timeout=self._options.timeout, return_when=asyncio.FIRST_EXCEPTION
@@ -389,22 +239,22 @@ class ItemRunner(Generic[T, R]):
             index, item = picked
             try:
                 if self._simple:
-                    value = await call(index, item)
+                    value = await call(self._offset + index, item)
                 else:
-                    value = await self._async_attempts(index, item)
+                    value = await self._async_attempts(self._offset + index, item)
                 self._succeed(index, item, value)
             except Exception as exc:
                 self._fail(index, item, exc)
             finally:
                 self._in_flight -= 1
 
-    async def _async_attempts(self, index: int, item: T) -> Any:
+    async def _async_attempts(self, position: int, item: T) -> Any:
         attempt = 1
         while True:
             if self._limiter is not None:
                 await self._limiter.acquire()
             try:
-                return await self._call(index, item)
+                return await self._call(position, item)
             except Exception as exc:
                 if not self._should_retry(exc, attempt):
                     raise
@@ -423,7 +273,7 @@ class ItemRunner(Generic[T, R]):
     def _run_threads(self, source: Iterator[tuple[int, T]]) -> list[R]:
         lock = self._lock
         all_done = threading.Event()
-        concurrency = self._options.concurrency
+        concurrency = self._concurrency
         alive = [concurrency]
         fatal: list[BaseException] = []
 
@@ -497,8 +347,9 @@ class ItemRunner(Generic[T, R]):
                 if picked is None:
                     return
             index, item = picked
+            position = self._offset + index
             try:
-                value = call(index, item) if self._simple else self._thread_attempts(index, item)
+                value = call(position, item) if self._simple else self._thread_attempts(position, item)
             except Exception as exc:
                 with lock:
                     self._in_flight -= 1
@@ -508,13 +359,13 @@ class ItemRunner(Generic[T, R]):
                 self._in_flight -= 1
                 self._succeed(index, item, value)
 
-    def _thread_attempts(self, index: int, item: T) -> Any:
+    def _thread_attempts(self, position: int, item: T) -> Any:
         attempt = 1
         while True:
             if self._limiter is not None:
                 self._limiter.acquire_blocking()
             try:
-                return self._call(index, item)
+                return self._call(position, item)
             except Exception as exc:
                 if not self._should_retry(exc, attempt):
                     raise

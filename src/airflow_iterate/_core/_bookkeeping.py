@@ -1,0 +1,174 @@
+"""The state of one run: which items started, succeeded, failed or resumed, and the outcome.
+
+The engines (one event loop, a thread pool) only pull the next item, call it, and report back
+here; everything that decides (resume from a checkpoint, the failure limit, ``max_items``, what
+the run raises at the end) lives in this one place, the same for both engines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from ._checkpoint import Checkpoint, input_digest
+from ._errors import ItemFailure, ItemsFailedError, IterateInputError
+from ._options import RunOptions
+from ._stats import RunStatistics
+
+__all__ = ["FAILED_RESULT", "RunBookkeeping"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: the result slot of an item that failed within the tolerated limit
+FAILED_RESULT: Any = None
+
+
+class _Pending:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<pending>"
+
+
+_PENDING: Any = _Pending()
+
+
+class RunBookkeeping(Generic[T, R]):
+    """Counters, results and failures of one run; the base of :class:`~._runner.ItemRunner`."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        concurrency: int,
+        describe: Callable[[T], str],
+        index_offset: int,
+        checkpoint: Checkpoint | None,
+    ) -> None:
+        self._options = options
+        self._concurrency = concurrency
+        self._describe = describe
+        self._offset = index_offset
+        self._checkpoint = checkpoint
+        self._resume = checkpoint.completed if checkpoint is not None else None
+        self._results: list[Any] = []
+        self.failures: list[ItemFailure] = []
+        self._limit: int | None = None
+        self._input_error: BaseException | None = None
+        self._stop_error: BaseException | None = None
+        self._total: int | None = None
+        self._stop = False
+        self._started = 0
+        self._succeeded = 0
+        self._resumed = 0
+        self._retried = 0
+        self._changed_inputs = 0
+        self._in_flight = 0
+        self._peak = 0
+        self._cancelled_items = 0
+        self._t0: float | None = None
+        self._t_end: float | None = None
+
+    @property
+    def changed_inputs(self) -> int:
+        """Items found in the checkpoint whose input differed, so they ran again."""
+        return self._changed_inputs
+
+    def statistics(self) -> RunStatistics:
+        now = self._t_end if self._t_end is not None else time.monotonic()
+        return RunStatistics(
+            concurrency=self._concurrency,
+            total=self._total,
+            started=self._started,
+            succeeded=self._succeeded,
+            failed=len(self.failures),
+            resumed=self._resumed,
+            retried=self._retried,
+            in_flight=self._in_flight,
+            peak_in_flight=self._peak,
+            elapsed=0.0 if self._t0 is None else now - self._t0,
+        )
+
+    def _too_many(self, max_items: int, seen: int | None) -> IterateInputError:
+        count = f"{seen:,} items" if seen is not None else f"more than {max_items:,} items"
+        return IterateInputError(
+            f"the input has {count}, over max_items={max_items:,}; raise max_items if this is intended, "
+            "or split the input into several runs"
+        )
+
+    def _next(self, source: Iterator[tuple[int, T]]) -> tuple[int, T] | None:
+        """The next item to run, or None when the input is exhausted or broken.
+
+        Items resumed from a checkpoint are filled in here and never reach a worker.
+        """
+        resume = self._resume
+        max_items = self._options.max_items
+        while True:
+            try:
+                index, item = next(source)
+            except StopIteration:
+                return None
+            except Exception as exc:  # the input itself broke: stop, keep what ran
+                self._input_error = exc
+                self._stop = True
+                return None
+            if max_items is not None and index >= max_items:
+                self._input_error = self._too_many(max_items, None)
+                self._stop = True
+                return None
+            if resume is not None and self._offset + index in resume:
+                digest, value = resume[self._offset + index]
+                if digest == input_digest(item):
+                    self._results.append(value)
+                    self._resumed += 1
+                    continue
+                self._changed_inputs += 1
+            self._results.append(_PENDING)
+            self._started += 1
+            self._in_flight += 1
+            if self._in_flight > self._peak:
+                self._peak = self._in_flight
+            return index, item
+
+    def _succeed(self, index: int, item: T, value: Any) -> None:
+        self._results[index] = value
+        self._succeeded += 1
+        if self._checkpoint is not None:
+            self._checkpoint.record(self._offset + index, item, value)
+
+    def _fail(self, index: int, item: T, exc: Exception) -> None:
+        self._results[index] = FAILED_RESULT
+        self.failures.append(ItemFailure(self._offset + index, self._describe(item), exc))
+        if isinstance(exc, self._options.stop_on):
+            self._stop_error = self._stop_error or exc
+            self._stop = True
+        elif self._limit is not None and len(self.failures) > self._limit:
+            self._stop = True
+
+    def _should_retry(self, exc: Exception, attempt: int) -> bool:
+        opts = self._options
+        return (
+            attempt <= opts.item_retries
+            and not self._stop
+            and isinstance(exc, opts.item_retry_on)
+            and not isinstance(exc, opts.stop_on)
+        )
+
+    def _outcome(self) -> list[R]:
+        self._t_end = time.monotonic()
+        if self._input_error is not None:
+            raise self._input_error
+        if self._stop_error is not None:
+            raise self._stop_error
+        if self.failures:
+            self.failures.sort(key=lambda f: f.index)
+            limit = self._limit
+            if limit is None and isinstance(self._options.max_failures, float):
+                limit = self._options.failure_limit(len(self._results))
+            if limit is not None and len(self.failures) > limit:
+                raise ItemsFailedError(
+                    self.failures, completed=self._succeeded, total=self._total
+                ) from self.failures[0].exception
+        return self._results
