@@ -50,14 +50,10 @@ test-airflow31: $(STAMP31) system-packages
 # Per-item overhead, the proposal's SFTP table against a real sshd, then the same job chunked
 # over Celery workers (Redis and sshd: hence system-packages).
 bench: $(STAMP) system-packages
-	$(BIN)/python -m benchmarks.overhead
-	$(BIN)/python -m benchmarks.sftp
-	$(BIN)/python -m benchmarks.scaleout
+	$(BIN)/python -m benchmarks
 
 bench-quick: $(STAMP) system-packages
-	$(BIN)/python -m benchmarks.overhead --quick
-	$(BIN)/python -m benchmarks.sftp --quick
-	$(BIN)/python -m benchmarks.scaleout --quick
+	$(BIN)/python -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) $(VENV31) .demo .bench .pytest_cache .mypy_cache .ruff_cache

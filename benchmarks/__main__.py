@@ -1,21 +1,25 @@
-"""``python -m benchmarks [--quick]``: every benchmark, each in its own interpreter.
+"""``python -m benchmarks [--quick]``: every benchmark ``make bench`` runs, each in its own interpreter.
 
 Each one points Airflow at a throwaway AIRFLOW_HOME before importing it, which can happen only
-once per process.
+once per process. ``--quick`` writes to ``.bench/quick``, never over the published results.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
-BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp")
+#: per-item overhead, the proposal's SFTP table, then the same job chunked over Celery workers
+BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp", "benchmarks.scaleout")
 
 
-def main() -> None:
-    quick = ["--quick"] if "--quick" in sys.argv[1:] else []
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, every benchmark in minutes")
+    args = parser.parse_args(argv)
     for module in BENCHMARKS:
-        subprocess.run([sys.executable, "-m", module, *quick], check=True)
+        subprocess.run([sys.executable, "-m", module, *(["--quick"] if args.quick else [])], check=True)
 
 
 if __name__ == "__main__":

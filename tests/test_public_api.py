@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import pickle
+import pkgutil
+import traceback
+from pathlib import Path
+
+import pytest
+
 import airflow_iterate
+from airflow_iterate._airflow._options import OPTION_NAMES, TASK_OPTION_NAMES, IterateOptions
+from airflow_iterate._core import RUN_OPTION_NAMES, ItemFailure
 
 PUBLIC = {
     "BaseAsyncOperator",
@@ -12,8 +23,11 @@ PUBLIC = {
     "IterateError",
     "IterateInputError",
     "IterateOperator",
+    "IterateOptions",
     "IterateTimeoutError",
     "IterateUsageError",
+    "RecordedItemError",
+    "SyncCallOnLoopError",
     "__version__",
     "aget_connection",
     "aget_variable",
@@ -54,3 +68,88 @@ def test_registered_as_an_airflow_provider() -> None:
     providers = ProvidersManager().providers
     assert "airflow-iterate" in providers
     assert providers["airflow-iterate"].version == airflow_iterate.__version__
+
+
+def _all_modules() -> list[str]:
+    package = Path(airflow_iterate.__file__).parent
+    return ["airflow_iterate"] + [
+        info.name for info in pkgutil.walk_packages([str(package)], prefix="airflow_iterate.")
+    ]
+
+
+def test_public_names_show_the_public_module_in_tracebacks() -> None:
+    # A user catches and reads airflow_iterate.ItemsFailedError, not a private module's path.
+    error = airflow_iterate.ItemsFailedError(
+        [ItemFailure(4, "'a.xml'", ValueError("bad"))], completed=3, total=5
+    )
+    assert traceback.format_exception_only(error)[0].startswith("airflow_iterate.ItemsFailedError: ")
+    for name in PUBLIC - {"__version__", "BaseAsyncOperator", "IterateOptions"}:
+        assert getattr(airflow_iterate, name).__module__ == "airflow_iterate", name
+    # Airflow's own class, re-exported, keeps its module.
+    assert not airflow_iterate.BaseAsyncOperator.__module__.startswith("airflow_iterate")
+
+
+def test_every_exception_the_package_defines_is_an_iterate_error_and_public() -> None:
+    import airflow_iterate.sftp
+
+    public = {getattr(airflow_iterate, n) for n in airflow_iterate.__all__} | {
+        getattr(airflow_iterate.sftp, n) for n in airflow_iterate.sftp.__all__
+    }
+    defined = set()
+    for name in _all_modules():
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            ours = str(getattr(obj, "__module__", "")).startswith("airflow_iterate")
+            if isinstance(obj, type) and issubclass(obj, BaseException) and ours:
+                defined.add(obj)
+    assert defined, "no exception classes found"
+    assert {e.__name__ for e in defined if not issubclass(e, airflow_iterate.IterateError)} == set()
+    assert {e.__name__ for e in defined - public} == set()
+    assert all(e.__name__.endswith("Error") for e in defined if e.__name__ != "SFTPAcquireTimeout")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        airflow_iterate.ItemsFailedError([ItemFailure(2, "'x'", KeyError("k"))], completed=1, total=3),
+        airflow_iterate.IterateTimeoutError(30.0, completed=10, cancelled=2),
+        airflow_iterate.IterateCancelledError("the task was killed", completed=5, cancelled=1),
+        airflow_iterate.RecordedItemError("ValueError: bad row"),
+        airflow_iterate.SyncCallOnLoopError("use aget_connection"),
+    ],
+    ids=type,
+)
+def test_errors_survive_pickling_with_their_message_and_counts(error: BaseException) -> None:
+    # Executors and result backends pickle exceptions across processes.
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error)
+    for attribute in ("completed", "cancelled", "total", "timeout", "reason"):
+        assert getattr(copy, attribute, None) == getattr(error, attribute, None)
+
+
+def test_each_option_is_the_runs_or_the_tasks_and_typed_once() -> None:
+    assert OPTION_NAMES == RUN_OPTION_NAMES | TASK_OPTION_NAMES
+    assert not RUN_OPTION_NAMES & TASK_OPTION_NAMES
+    assert set(IterateOptions.__annotations__) == OPTION_NAMES
+
+
+def test_only_the_compat_module_imports_airflow_internals() -> None:
+    # Everything else uses the Task SDK's public names (airflow.sdk), so that an Airflow release
+    # moving an internal breaks one module.
+    package = Path(airflow_iterate.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "_compat.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [
+                f"{path.relative_to(package)}: {n}"
+                for n in names
+                if n.split(".")[0] == "airflow" and n != "airflow.sdk"
+            ]
+    assert offenders == []

@@ -1,16 +1,27 @@
 """airflow-iterate: thousands of small I/O-bound steps inside ONE Airflow task instance.
 
-Importing this package gives every ``@task`` function ``.iterate(...)`` and ``.iterate_kwargs(...)``,
-the in-process counterparts of ``.expand(...)`` and ``.expand_kwargs(...)``.
+Importing this package gives every ``@task`` function and every operator's ``.partial(...)``
+``.iterate(...)`` and ``.iterate_kwargs(...)``, the in-process counterparts of ``.expand(...)``
+and ``.expand_kwargs(...)``, and lets plain ``async def`` tasks run on Airflow 3.1 as on 3.2+.
 
-Layout::
+Layout (ARCHITECTURE.md tells the journey of one ``.iterate()`` call through it)::
 
-    _core/       Airflow-free engine: item streams, bounded concurrency (one event loop or a
-                 thread pool), ordered results, errors naming the item, deadlines
-    _airflow/    the thin Airflow layer: IterateOperator, iterate()/iterate_kwargs(), the methods
-                 added to @task functions, provider registration
+    _core/        the Airflow-free engine: item streams, bounded concurrency (one event loop or
+                  a thread pool), retries, failure tolerance, rate limit, checkpoints, progress,
+                  the option validators and the exception tree
+    _airflow/     the thin Airflow layer: inputs as values, options, the iterate operators (for
+                  @task functions and for operator classes), per-item context and XComs,
+                  reporting, async Task SDK accessors, the event-loop guard, _compat (every
+                  Airflow internal the package uses)
+    _airflow/_scaleout/
+                  chunk_size / chunks: the plan, chunk and gather tasks and the task group
+    sftp/         the SFTP integration: SFTPPool, SyncSFTPPool, transfer helpers
+    _public.py    public names presented as this package's (tracebacks, reprs)
 
-Errors: see :mod:`airflow_iterate._core._errors` for the exception tree.
+``airflow_iterate_provider`` (beside this package) is the provider metadata Airflow discovers.
+
+Errors: every exception raised on purpose is an :class:`IterateError`; the tree is in
+:mod:`airflow_iterate._core._errors` (the SFTP integration's in :mod:`airflow_iterate.sftp`).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from ._airflow._async_sdk import aget_connection, aget_variable, axcom_pull
 from ._airflow._compat import BaseAsyncOperator
 from ._airflow._compat import enable_async_tasks as _enable_async_tasks
 from ._airflow._operator import IterateOperator
+from ._airflow._options import IterateOptions
 from ._core import (
     ItemFailure,
     ItemsFailedError,
@@ -31,7 +43,10 @@ from ._core import (
     IterateInputError,
     IterateTimeoutError,
     IterateUsageError,
+    RecordedItemError,
+    SyncCallOnLoopError,
 )
+from ._public import present_as as _present_as
 
 __all__ = [
     "BaseAsyncOperator",
@@ -41,8 +56,11 @@ __all__ = [
     "IterateError",
     "IterateInputError",
     "IterateOperator",
+    "IterateOptions",
     "IterateTimeoutError",
     "IterateUsageError",
+    "RecordedItemError",
+    "SyncCallOnLoopError",
     "__version__",
     "aget_connection",
     "aget_variable",
@@ -51,5 +69,6 @@ __all__ = [
     "iterate_kwargs",
 ]
 
+_present_as(__name__, globals(), __all__)
 _install()
 _enable_async_tasks()  # plain async def @task functions on Airflow 3.1, as on 3.2+

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from .._core import SyncCallOnLoopError
 from ._compat import is_deadlock_error, set_supervisor_comms, supervisor_comms
 
 _ADVICE = {
@@ -27,10 +28,6 @@ _REPLACEMENT = {
     "GetVariable": "await airflow_iterate.aget_variable(key)",
     "GetXCom": "await airflow_iterate.axcom_pull(context, task_ids=...)",
 }
-
-
-class SyncCallOnLoopError(RuntimeError):
-    """A sync Task SDK call from an async item would deadlock the event loop."""
 
 
 def describe(request: Any) -> tuple[str, str]:

@@ -17,7 +17,6 @@ on its own and reused by every layer above it.
     _errors       the exception tree
 """
 
-from ._bookkeeping import FAILED_RESULT
 from ._checkpoint import Checkpoint, DirectoryStateStore, StateStore, input_digest
 from ._errors import (
     ItemFailure,
@@ -27,12 +26,13 @@ from ._errors import (
     IterateInputError,
     IterateTimeoutError,
     IterateUsageError,
+    RecordedItemError,
+    SyncCallOnLoopError,
 )
 from ._inputs import check_iterable, cross_product, kwargs_stream, short_repr
 from ._monitor import RunObserver
 from ._options import (
     DEFAULT_ASYNC_CONCURRENCY,
-    DEFAULT_MAX_ITEMS,
     DEFAULT_SYNC_CONCURRENCY,
     RUN_OPTION_NAMES,
     RunOptions,
@@ -43,9 +43,7 @@ from ._stats import RunStatistics
 
 __all__ = [
     "DEFAULT_ASYNC_CONCURRENCY",
-    "DEFAULT_MAX_ITEMS",
     "DEFAULT_SYNC_CONCURRENCY",
-    "FAILED_RESULT",
     "RUN_OPTION_NAMES",
     "Checkpoint",
     "DirectoryStateStore",
@@ -58,10 +56,12 @@ __all__ = [
     "IterateTimeoutError",
     "IterateUsageError",
     "RateLimit",
+    "RecordedItemError",
     "RunObserver",
     "RunOptions",
     "RunStatistics",
     "StateStore",
+    "SyncCallOnLoopError",
     "check_iterable",
     "cross_product",
     "input_digest",

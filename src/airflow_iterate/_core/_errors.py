@@ -10,6 +10,11 @@ Exception tree::
     │                             expected, ...; raised before the first item starts
     ├── ItemsFailedError          items raised; ``failures`` holds each one's index, input and
     │                             exception; raised after in-flight items finished
+    ├── RecordedItemError         an item's error as another process recorded it (the failures
+    │                             of a chunked task, as its gather task sees them)
+    ├── SyncCallOnLoopError       an async item made a sync Task SDK call on the event loop that
+    │                             would deadlock it (also a RuntimeError); the message names the
+    │                             async call to use instead
     ├── IterateTimeoutError       the deadline passed; in-flight items were cancelled and their
     │                             cleanup ran; ``completed`` tells how many had finished
     └── IterateCancelledError     the run was cancelled (the task was killed); in-flight items were
@@ -29,6 +34,8 @@ __all__ = [
     "IterateInputError",
     "IterateTimeoutError",
     "IterateUsageError",
+    "RecordedItemError",
+    "SyncCallOnLoopError",
 ]
 
 
@@ -76,6 +83,18 @@ class ItemsFailedError(IterateError):
             f"stopped): {shown}{tail}"
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments: the default reduce would call __init__ with the message alone.
+        return (_rebuild, (type(self), (self.failures,), {"completed": self.completed, "total": self.total}))
+
+
+class RecordedItemError(IterateError):
+    """An item's exception as another process recorded it (type and message); the object stayed there."""
+
+
+class SyncCallOnLoopError(IterateError, RuntimeError):
+    """A sync Task SDK call from an async item would deadlock the event loop."""
+
 
 class IterateTimeoutError(IterateError):
     """The run's deadline passed: in-flight items were cancelled after their cleanup ran."""
@@ -89,6 +108,10 @@ class IterateTimeoutError(IterateError):
             "cancelled; raise the timeout or the concurrency, or split the input"
         )
 
+    def __reduce__(self) -> tuple[object, ...]:
+        counts = {"completed": self.completed, "cancelled": self.cancelled}
+        return (_rebuild, (type(self), (self.timeout,), counts))
+
 
 class IterateCancelledError(IterateError):
     """The run was cancelled from outside (e.g. the task was killed) and stopped cleanly."""
@@ -101,3 +124,11 @@ class IterateCancelledError(IterateError):
             f"{reason}: {completed} item(s) completed, {cancelled} in-flight item(s) cancelled after "
             "their cleanup ran; a rerun resumes from the checkpoint"
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        counts = {"completed": self.completed, "cancelled": self.cancelled}
+        return (_rebuild, (type(self), (self.reason,), counts))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[object, ...], kwargs: dict[str, object]) -> BaseException:
+    return cls(*args, **kwargs)

@@ -29,7 +29,7 @@ import asyncio
 import contextvars
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any, TypeVar
 
 from ._bookkeeping import RunBookkeeping
@@ -45,15 +45,10 @@ from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
 
-__all__ = ["AsyncItemCall", "ItemRunner", "SyncItemCall"]
+__all__ = ["ItemRunner"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-#: ``call(index, item)`` for an async run; must return an awaitable
-AsyncItemCall = Callable[[int, T], Awaitable[R]]
-#: ``call(index, item)`` for a threaded run
-SyncItemCall = Callable[[int, T], R]
 
 
 class ItemRunner(RunBookkeeping[T, R]):

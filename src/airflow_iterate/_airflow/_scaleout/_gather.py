@@ -6,18 +6,21 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from ..._core import ItemFailure, ItemsFailedError, IterateInputError, RunOptions, short_repr
+from ..._core import (
+    ItemFailure,
+    ItemsFailedError,
+    IterateInputError,
+    RecordedItemError,
+    RunOptions,
+    short_repr,
+)
 from .._paging import stream
 from .._reporting import FAILURES_KEY, SUMMARY_KEY
 
-__all__ = ["IterateGatherOperator", "RecordedItemError"]
+__all__ = ["IterateGatherOperator"]
 
 #: counters of the chunks' ``iterate_summary`` XComs that add up to the whole input's
 _SUMMED_STATISTICS = ("total", "started", "succeeded", "failed", "resumed", "retried", "done")
-
-
-class RecordedItemError(Exception):
-    """An item's exception as a chunk recorded it; the exception itself stayed in that process."""
 
 
 class IterateGatherOperator(BaseOperator):
