@@ -85,8 +85,14 @@ def test_public_names_show_the_public_module_in_tracebacks() -> None:
     assert traceback.format_exception_only(error)[0].startswith("airflow_iterate.ItemsFailedError: ")
     for name in PUBLIC - {"__version__", "BaseAsyncOperator", "IterateOptions"}:
         assert getattr(airflow_iterate, name).__module__ == "airflow_iterate", name
-    # Airflow's own class, re-exported, keeps its module.
-    assert not airflow_iterate.BaseAsyncOperator.__module__.startswith("airflow_iterate")
+    # Airflow's own class (3.2+), re-exported, keeps its module; on 3.1 the package provides it.
+    try:
+        from airflow.sdk import BaseAsyncOperator as native
+    except ImportError:
+        assert airflow_iterate.BaseAsyncOperator.__module__ == "airflow_iterate"
+    else:
+        assert airflow_iterate.BaseAsyncOperator is native
+        assert native.__module__.startswith("airflow.")
 
 
 def test_every_exception_the_package_defines_is_an_iterate_error_and_public() -> None:
