@@ -5,8 +5,9 @@ build the operator from the merged arguments, render its templates against the i
 context copy, then ``execute(context)`` on the thread pool — or ``await aexecute(context)`` on
 the shared event loop for async-capable operators.
 
-Arguments here are not templated at the task level: XComArgs in them are resolved, and Jinja
-strings are rendered by each item's operator, once, with that item's context.
+Arguments here are not templated at the task level: XComArgs in them are resolved once, and
+Jinja strings written in the DAG are rendered by each item's operator, once, with that item's
+context. Values that came from XComs are never rendered (as with ``.expand()``): they are data.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any, ClassVar
 from airflow.sdk import XComArg
 
 from .._core import IterateUsageError
-from ._compat import TaskDeferred, is_async_operator_class
-from ._inputs import ItemSource, resolve_xcoms
+from ._compat import TaskDeferred, is_async_operator_class, render_templates
+from ._inputs import DataMarks, ItemSource, resolve_xcoms
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
 from ._python import is_async_callable
@@ -37,11 +38,17 @@ def is_async_operator(operator_class: type, static_kwargs: Mapping[str, Any]) ->
 
 
 class OperatorItemInvoker:
-    def __init__(self, owner: _ClassicIterateOperator, context: Any, sink: ItemXComs) -> None:
+    def __init__(
+        self, owner: _ClassicIterateOperator, context: Any, sink: ItemXComs, data_marks: DataMarks
+    ) -> None:
         self._owner = owner
         self._context = context
         self._sink = sink
-        self._kwargs = resolve_xcoms(owner.operator_kwargs, context)
+        # Resolved once for all items; the values they got from XComs are data, as the items' own.
+        resolved: set[int] = set()
+        self._kwargs = resolve_xcoms(owner.operator_kwargs, context, resolved)
+        self._static_data = frozenset(resolved)
+        self._data_marks = data_marks
         self.is_async = is_async_operator(owner.item_operator_class, self._kwargs)
 
     def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -55,7 +62,9 @@ class OperatorItemInvoker:
             _airflow_from_mapped=True,  # not added to the DAG: this task stands for all of them
         )
         context = item_context(self._context, index, self._sink, task=operator)
-        operator.render_template_fields(context)
+        data = set(self._static_data)
+        data.update(self._data_marks.seen_ids(item_kwargs))
+        render_templates(operator, context, data)
         return operator, context
 
     def __call__(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:
@@ -100,8 +109,8 @@ class _ClassicIterateOperator(IterateOperator):
     def _resolved_input(self, context: Any) -> ItemSource:
         return self.input.resolve_xcoms(context)
 
-    def _make_invoker(self, context: Any, sink: ItemXComs) -> OperatorItemInvoker:
-        return OperatorItemInvoker(self, context, sink)
+    def _make_invoker(self, context: Any, sink: ItemXComs, items: ItemSource) -> OperatorItemInvoker:
+        return OperatorItemInvoker(self, context, sink, items.data_marks)
 
     def _target_name(self) -> str:
         return f"{self.item_operator_class.__name__} instances"

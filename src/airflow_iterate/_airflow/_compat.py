@@ -63,6 +63,7 @@ __all__ = [
     "is_python_task",
     "max_map_length",
     "prevent_duplicates",
+    "render_templates",
     "set_supervisor_comms",
     "stats_module",
     "supervisor_comms",
@@ -241,3 +242,14 @@ def set_supervisor_comms(comms: Any) -> None:
 def is_deadlock_error(exc: BaseException) -> bool:
     """Whether the Task SDK refused a sync call because an async one holds the channel."""
     return type(exc).__name__ == "DeadlockImminentError"
+
+
+def render_templates(operator: Any, context: Any, data_ids: set[int]) -> None:
+    """``operator.render_template_fields(context)``, leaving the values whose ids are in ``data_ids``.
+
+    What a mapped operator does with the values it resolved from XComs: they are passed on as
+    they are, however much they look like Jinja.
+    """
+    operator._do_render_template_fields(
+        operator, operator.template_fields, context, operator.get_template_env(), data_ids
+    )

@@ -16,6 +16,7 @@ import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk import XComArg
@@ -23,18 +24,60 @@ from airflow.sdk import XComArg
 from .._core import IterateInputError, check_iterable, cross_product, kwargs_stream, short_repr
 from ._paging import stream, window
 
-__all__ = ["InputWindow", "ItemSource", "IterateInput", "KwargsInput", "ProductInput", "resolve_xcoms"]
+__all__ = [
+    "DataMarks",
+    "InputWindow",
+    "ItemSource",
+    "IterateInput",
+    "KwargsInput",
+    "ProductInput",
+    "resolve_xcoms",
+]
 
 
-def resolve_xcoms(value: Any, context: Any) -> Any:
-    """Resolve XComArgs anywhere in ``value`` (lists, tuples, dicts), leaving the rest as it is."""
+def resolve_xcoms(value: Any, context: Any, resolved: set[int] | None = None) -> Any:
+    """Resolve XComArgs anywhere in ``value`` (lists, tuples, dicts), leaving the rest as it is.
+
+    The ids of the values that came from XComs (and of a resolved dict's values) are added to
+    ``resolved``: they are data, never to be rendered as templates.
+    """
     if isinstance(value, XComArg):
-        return value.resolve(context)
+        result = value.resolve(context)
+        if resolved is not None:
+            resolved.add(id(result))
+            if isinstance(result, Mapping):
+                resolved.update(id(v) for v in result.values())
+        return result
     if isinstance(value, dict):
-        return {k: resolve_xcoms(v, context) for k, v in value.items()}
+        return {k: resolve_xcoms(v, context, resolved) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(resolve_xcoms(v, context) for v in value)
+        return type(value)(resolve_xcoms(v, context, resolved) for v in value)
     return value
+
+
+@dataclass(frozen=True)
+class DataMarks:
+    """Which argument values of an item came from XComs: data, that an operator must not render.
+
+    As ``.expand()`` does, a template written in the DAG renders per item and a value an upstream
+    task returned never does (it may be a file name on a partner's server that looks like Jinja).
+    """
+
+    #: arguments whose every value came from an XCom (the DAG gave an XComArg for them)
+    names: frozenset[str] = frozenset()
+    #: ids of single values resolved from XComs (elements of literal lists and dicts)
+    ids: frozenset[int] = frozenset()
+    #: every value of every item came from an XCom
+    everything: bool = False
+
+    def seen_ids(self, item: Mapping[str, Any]) -> set[int]:
+        """The ids, among ``item``'s values, of those that must not be rendered."""
+        if self.everything:
+            return {id(v) for v in item.values()}
+        seen = {id(item[name]) for name in self.names if name in item}
+        if self.ids:
+            seen.update(id(v) for v in item.values() if id(v) in self.ids)
+        return seen
 
 
 class ItemSource(ABC):
@@ -42,6 +85,8 @@ class ItemSource(ABC):
 
     #: the position of the first item in the whole input (non-zero for a window)
     offset = 0
+    #: which item values came from XComs (set when the XComArgs are resolved)
+    data_marks = DataMarks()
 
     @abstractmethod
     def length(self) -> int | None:
@@ -74,8 +119,17 @@ class IterateInput(ItemSource):
         return type(self)(value)
 
     def resolve_xcoms(self, context: Any) -> IterateInput:
-        """XComArgs resolved; everything else (Jinja strings included) left as written."""
-        return self.with_value(resolve_xcoms(self.value, context))
+        """XComArgs resolved; everything else (Jinja strings included) left as written.
+
+        The result's :attr:`data_marks` tell which item values came from XComs.
+        """
+        resolved_ids: set[int] = set()
+        resolved = self.with_value(resolve_xcoms(self.value, context, resolved_ids))
+        resolved.data_marks = self._data_marks(frozenset(resolved_ids))
+        return resolved
+
+    @abstractmethod
+    def _data_marks(self, resolved_ids: frozenset[int]) -> DataMarks: ...
 
     @abstractmethod
     def parts(self) -> dict[str, Any]:
@@ -114,6 +168,10 @@ class ProductInput(IterateInput):
     def parts(self) -> dict[str, Any]:
         return dict(self.value)
 
+    def _data_marks(self, resolved_ids: frozenset[int]) -> DataMarks:
+        names = frozenset(name for name, value in self.value.items() if isinstance(value, XComArg))
+        return DataMarks(names=names, ids=resolved_ids)
+
     def part_length(self, name: str, value: Any) -> int:
         return _length(name, value)
 
@@ -146,6 +204,9 @@ class KwargsInput(IterateInput):
 
     def parts(self) -> dict[str, Any]:
         return {"kwargs": self.value}
+
+    def _data_marks(self, resolved_ids: frozenset[int]) -> DataMarks:
+        return DataMarks(ids=resolved_ids, everything=isinstance(self.value, XComArg))
 
     def part_length(self, name: str, value: Any) -> int:
         if isinstance(value, Mapping):
@@ -181,6 +242,7 @@ class InputWindow(ItemSource):
         self._source = source
         self.offset = start
         self._stop = stop
+        self.data_marks = source.data_marks
 
     def length(self) -> int:
         return self._stop - self.offset

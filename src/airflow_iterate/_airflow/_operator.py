@@ -57,7 +57,7 @@ class IterateOperator(BaseOperator):
         # A list result is never unrolled into separate XComs, whatever the function's annotation.
         self.multiple_outputs = False
 
-    def _make_invoker(self, context: Any, sink: ItemXComs) -> Any:
+    def _make_invoker(self, context: Any, sink: ItemXComs, items: ItemSource) -> Any:
         """The per-item callable (``invoker(index, item_kwargs)``, with an ``is_async`` flag)."""
         raise NotImplementedError
 
@@ -84,7 +84,7 @@ class IterateOperator(BaseOperator):
         settings = self.settings
         sink = ItemXComs()
         items = self._resolved_input(context)
-        invoker = self._make_invoker(context, sink)
+        invoker = self._make_invoker(context, sink, items)
         options = dataclasses.replace(
             settings.run, timeout=self._take_over_timeout(), stop_on=AIRFLOW_CONTROL_EXCEPTIONS
         )
@@ -191,7 +191,7 @@ class _PythonIterateOperator(IterateOperator):
         self.python_callable = python_callable
         self.static_kwargs = dict(static_kwargs or {})
 
-    def _make_invoker(self, context: Any, sink: ItemXComs) -> ItemInvoker:
+    def _make_invoker(self, context: Any, sink: ItemXComs, items: ItemSource) -> ItemInvoker:
         return ItemInvoker(self.python_callable, self.static_kwargs, context, sink)
 
     def _target_name(self) -> str:
