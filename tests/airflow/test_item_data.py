@@ -108,3 +108,27 @@ def test_chunked_operator_items_from_an_xcom_are_not_rendered() -> None:
         Fetch.partial(task_id="fetch", local_dir="/in").iterate(remote_path=listed(), chunks=2)
 
     assert xcom(run_dag(dag), "fetch.gather") == [f"{LURE} -> /in", "a.csv -> /in", f"{LURE} -> /in"]
+
+
+def test_secrets_never_reach_the_failures_xcom() -> None:
+    # XComs are stored in the metadata database unmasked: item reprs and error texts must be
+    # redacted before they get there, as the task log redacts them.
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("hunter2-api-key")
+    with DAG("secrets_in_failures", schedule=None, start_date=START) as dag:
+
+        @task
+        def call(user: str, password: str) -> str:
+            raise ConnectionError(f"GET https://api.example/v1?api_key=hunter2-api-key as {user} failed")
+
+        call.iterate_kwargs([{"user": "ann", "password": "pw-of-ann-1"}], max_failures=None)
+
+    failures = xcom(run_dag(dag), "call", key="iterate_failures")
+    assert failures == [
+        {
+            "index": 0,
+            "input": "{'password': '***', 'user': 'ann'}",
+            "error": "ConnectionError: GET https://api.example/v1?api_key=*** as ann failed",
+        }
+    ]

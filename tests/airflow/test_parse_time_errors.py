@@ -72,6 +72,23 @@ def test_bad_concurrency(dag: Any, bad: Any) -> None:
         fetch.iterate(path=["a"], concurrency=bad)
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"checkpoint_interval": float("nan")},  # the monitor thread would spin
+        {"progress_interval": float("nan")},
+        {"rate_limit": 1e-320},  # the second item would wait forever
+        {"concurrency": 10**9},
+    ],
+    ids=repr,
+)
+def test_option_values_that_would_hang_or_exhaust_the_task_fail_at_parse_time(
+    dag: Any, option: dict[str, Any]
+) -> None:
+    with pytest.raises(IterateUsageError, match=next(iter(option)).replace("_", ".")):
+        fetch.iterate(path=["a"], **option)
+
+
 def test_iterate_kwargs_wants_a_list_of_dicts(dag: Any) -> None:
     with pytest.raises(IterateUsageError, match="expects a list of dicts"):
         fetch.iterate_kwargs({"path": "a"})

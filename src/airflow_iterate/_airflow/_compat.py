@@ -63,6 +63,7 @@ __all__ = [
     "is_python_task",
     "max_map_length",
     "prevent_duplicates",
+    "redact",
     "render_templates",
     "set_supervisor_comms",
     "stats_module",
@@ -253,3 +254,13 @@ def render_templates(operator: Any, context: Any, data_ids: set[int]) -> None:
     operator._do_render_template_fields(
         operator, operator.template_fields, context, operator.get_template_env(), data_ids
     )
+
+
+def redact(value: Any) -> Any:
+    """``value`` with Airflow's secrets masked: registered secrets anywhere in its strings, and the
+    values of keys named like secrets (``password``, ``api_key``, ...), as task logs show them."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact as _redact
+    except ImportError:  # pragma: no cover - a Task SDK that keeps it elsewhere
+        from airflow.sdk.execution_time.secrets_masker import redact as _redact
+    return _redact(value)

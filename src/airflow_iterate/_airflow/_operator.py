@@ -12,9 +12,16 @@ from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
-from .._core import ItemFailure, ItemRunner, ItemsFailedError, IterateTimeoutError, short_repr
+from .._core import (
+    ItemFailure,
+    ItemRunner,
+    ItemsFailedError,
+    IterateTimeoutError,
+    error_text,
+    short_repr,
+)
 from ._checkpointing import open_checkpoint
-from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, xcom_serde
+from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, redact, xcom_serde
 from ._inputs import ItemSource, IterateInput
 from ._item_context import ItemXComs
 from ._loop_guard import guard_sync_sdk_calls
@@ -106,6 +113,7 @@ class IterateOperator(BaseOperator):
             options,
             is_async=invoker.is_async,
             describe=_describe_item,
+            describe_error=_describe_error,
             index_offset=items.offset,
             checkpoint=checkpoint,
             observer=reporter,
@@ -222,13 +230,19 @@ def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -
             )
             position = getattr(items, "offset", 0) + index
             raise ItemsFailedError(
-                [ItemFailure(position, _describe_item(item), error)],
+                [ItemFailure(position, _describe_item(item), error, _describe_error(error))],
                 completed=len(results),
                 total=len(results),
             ) from exc
 
 
 def _describe_item(item: Mapping[str, Any]) -> str:
+    """A short repr of an item's arguments for logs, errors and XComs, with secrets redacted."""
     if len(item) == 1:
-        return short_repr(next(iter(item.values())))
-    return short_repr(dict(item))
+        name, value = next(iter(item.items()))
+        return short_repr(redact({name: value})[name])
+    return short_repr(redact(dict(item)))
+
+
+def _describe_error(exc: BaseException) -> str:
+    return str(redact(error_text(exc)))

@@ -64,7 +64,7 @@ class Reporter:
                     {
                         "index": f.index,
                         "input": f.input_repr,
-                        "error": f"{type(f.exception).__name__}: {f.exception}",
+                        "error": f.error,
                     }
                     for f in failures[:MAX_REPORTED_FAILURES]
                 ],

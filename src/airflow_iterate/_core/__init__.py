@@ -28,6 +28,7 @@ from ._errors import (
     IterateUsageError,
     RecordedItemError,
     SyncCallOnLoopError,
+    error_text,
 )
 from ._inputs import check_iterable, cross_product, kwargs_stream, short_repr
 from ._monitor import RunObserver
@@ -64,6 +65,7 @@ __all__ = [
     "SyncCallOnLoopError",
     "check_iterable",
     "cross_product",
+    "error_text",
     "input_digest",
     "kwargs_stream",
     "parse_rate_limit",

@@ -8,6 +8,7 @@ the run raises at the end) lives in this one place, the same for both engines.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -44,12 +45,14 @@ class RunBookkeeping(Generic[T, R]):
         *,
         concurrency: int,
         describe: Callable[[T], str],
+        describe_error: Callable[[BaseException], str],
         index_offset: int,
         checkpoint: Checkpoint | None,
     ) -> None:
         self._options = options
         self._concurrency = concurrency
         self._describe = describe
+        self._describe_error = describe_error
         self._offset = index_offset
         self._checkpoint = checkpoint
         self._resume = checkpoint.completed if checkpoint is not None else None
@@ -140,7 +143,12 @@ class RunBookkeeping(Generic[T, R]):
 
     def _fail(self, index: int, item: T, exc: Exception) -> None:
         self._results[index] = FAILED_RESULT
-        self.failures.append(ItemFailure(self._offset + index, self._describe(item), exc))
+        self.failures.append(
+            ItemFailure(self._offset + index, self._describe(item), exc, self._describe_error(exc))
+        )
+        # A tolerated failure must not keep the item's locals (a downloaded file, a parsed page)
+        # alive until the run ends: the traceback keeps its lines, its frames lose their variables.
+        _clear_frames(exc)
         if isinstance(exc, self._options.stop_on):
             self._stop_error = self._stop_error or exc
             self._stop = True
@@ -172,3 +180,12 @@ class RunBookkeeping(Generic[T, R]):
                     self.failures, completed=self._succeeded, total=self._total
                 ) from self.failures[0].exception
         return self._results
+
+
+def _clear_frames(exc: BaseException) -> None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__

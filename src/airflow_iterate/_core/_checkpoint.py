@@ -16,7 +16,9 @@ all keys live under one prefix and nothing else in the store is touched.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import threading
 import zlib
 from collections.abc import Callable
@@ -181,15 +183,18 @@ class DirectoryStateStore:
     """A state store in a local (or mounted) directory: one JSON file per key, written atomically.
 
     Used where Airflow offers no task state store; it only helps a rerun on a machine that sees
-    the same directory.
+    the same directory. File names are a hash of the key, so that two keys never share a file
+    (DAG ``sales`` + run ``daily_2024`` and DAG ``sales_daily`` + run ``2024`` would, by a
+    readable name); the directory and the files are the owner's only: results are data.
     """
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
 
     def _path(self, key: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
-        return self.directory / f"{safe}.json"
+        readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)[:60]
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return self.directory / f"{readable}.{digest}.json"
 
     def get(self, key: str) -> Any:
         try:
@@ -199,9 +204,11 @@ class DirectoryStateStore:
 
     def set(self, key: str, value: Any) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value))
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as f:
+            f.write(json.dumps(value))
         tmp.replace(path)
 
     def delete(self, key: str) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "IterateUsageError",
     "RecordedItemError",
     "SyncCallOnLoopError",
+    "error_text",
 ]
 
 
@@ -51,17 +52,30 @@ class IterateInputError(IterateError, TypeError):
     """An input resolved at run time cannot be iterated over."""
 
 
+def error_text(exc: BaseException) -> str:
+    """``"ValueError: bad row"``: an exception as one line of text."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class ItemFailure:
-    """One item that raised: its position in the input, a short repr of its input, the exception."""
+    """One item that raised: its position in the input, a short repr of its input, the exception.
+
+    ``error`` is the exception as text (by default :func:`error_text`); the Airflow layer gives
+    it with secrets redacted, so that it can be logged and stored as it is.
+    """
 
     index: int
     input_repr: str
     exception: BaseException
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.error:
+            object.__setattr__(self, "error", error_text(self.exception))
 
     def describe(self) -> str:
-        exc = self.exception
-        return f"item {self.index} (input {self.input_repr}): {type(exc).__name__}: {exc}"
+        return f"item {self.index} (input {self.input_repr}): {self.error}"
 
 
 class ItemsFailedError(IterateError):

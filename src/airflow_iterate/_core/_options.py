@@ -31,6 +31,8 @@ DEFAULT_ASYNC_CONCURRENCY = 128
 DEFAULT_SYNC_CONCURRENCY = 8
 #: a guard against an input that is not what was meant (a listing of the wrong directory)
 DEFAULT_MAX_ITEMS = 1_000_000
+#: more items in flight than this is never what was meant (and would exhaust memory or threads)
+MAX_CONCURRENCY = 100_000
 
 
 def _max_failures(value: object) -> int | float | None:
@@ -83,6 +85,11 @@ class RunOptions:
         set_ = object.__setattr__
         if self.concurrency is not None:
             set_(self, "concurrency", positive_int("concurrency", self.concurrency))
+            if self.concurrency > MAX_CONCURRENCY:
+                raise IterateUsageError(
+                    f"concurrency must be at most {MAX_CONCURRENCY:,}, got {self.concurrency:,}; a server "
+                    "sees what its client allows in flight, so more than that only costs memory"
+                )
         set_(self, "item_retries", positive_int("item_retries", self.item_retries, minimum=0))
         for name in ("item_retry_delay", "item_retry_max_delay", "cleanup_timeout"):
             set_(self, name, seconds(name, getattr(self, name)))
@@ -109,7 +116,8 @@ class RunOptions:
         The jitter ("equal jitter": between half and all of the exponential delay) spreads the
         retries of items that failed together, e.g. when a server restarted under all of them.
         """
-        ceiling = min(self.item_retry_max_delay, self.item_retry_delay * 2.0 ** (attempt - 1))
+        # The exponent is capped: 2.0 ** 1024 overflows, and the cap is long past any max delay.
+        ceiling = min(self.item_retry_max_delay, self.item_retry_delay * 2.0 ** min(attempt - 1, 64))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def failure_limit(self, total: int | None) -> int | None:

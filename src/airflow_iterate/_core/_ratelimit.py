@@ -9,6 +9,7 @@ items (``await limiter.acquire()``) and threads (``limiter.acquire_blocking()``)
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ from ._errors import IterateUsageError
 __all__ = ["RateLimit", "RateLimiter", "parse_rate_limit"]
 
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0}
+#: one item a day: a slower rate means a run that never ends (and 1 / rate overflows near 0)
+MIN_PER_SECOND = 1 / 86_400
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+)\s*$")
 
 
@@ -29,6 +32,17 @@ class RateLimit:
     per_second: float
     burst: int = 1
 
+    def __post_init__(self) -> None:
+        rate = self.per_second
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
+            raise IterateUsageError(f"a rate limit must be a finite number per second, got {rate!r}")
+        if rate < MIN_PER_SECOND:
+            raise IterateUsageError(
+                f"a rate limit must allow at least one item a day ({MIN_PER_SECOND:.3g}/s), got {rate!r}"
+            )
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+            raise IterateUsageError(f"a rate limit's burst must be an int >= 1, got {self.burst!r}")
+
     def __str__(self) -> str:
         return f"{self.per_second:g}/s"
 
@@ -38,7 +52,7 @@ def parse_rate_limit(value: object) -> RateLimit:
     if isinstance(value, RateLimit):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return RateLimit(float(value))
+        return RateLimit(float(value))  # which refuses NaN, infinity and rates below one a day
     match = _PATTERN.match(value) if isinstance(value, str) else None
     if match is None or match.group(2) not in _PERIODS or float(match.group(1)) <= 0:
         raise IterateUsageError(

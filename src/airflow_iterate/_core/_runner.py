@@ -38,6 +38,7 @@ from ._errors import (
     IterateCancelledError,
     IterateTimeoutError,
     IterateUsageError,
+    error_text,
 )
 from ._inputs import short_repr
 from ._lag import LoopLagMonitor
@@ -69,6 +70,7 @@ class ItemRunner(RunBookkeeping[T, R]):
         *,
         is_async: bool,
         describe: Callable[[T], str] = short_repr,
+        describe_error: Callable[[BaseException], str] = error_text,
         index_offset: int = 0,
         checkpoint: Checkpoint | None = None,
         observer: RunObserver | None = None,
@@ -78,6 +80,7 @@ class ItemRunner(RunBookkeeping[T, R]):
             options,
             concurrency=options.concurrency_for(is_async),
             describe=describe,
+            describe_error=describe_error,
             index_offset=index_offset,
             checkpoint=checkpoint,
         )
@@ -161,6 +164,12 @@ class ItemRunner(RunBookkeeping[T, R]):
         self._monitor.start()
         return enumerate(items)
 
+    def _worker_count(self) -> int:
+        # No more workers than items: concurrency=10_000 over a 3-item input starts 3.
+        if self._total is None:
+            return self._concurrency
+        return max(1, min(self._concurrency, self._total))
+
     def _finalize(self, ok: bool) -> None:
         self._t_end = self._t_end or time.monotonic()
         self._monitor.stop()
@@ -201,7 +210,7 @@ class ItemRunner(RunBookkeeping[T, R]):
                 lag.stop()
 
     async def _supervise(self, source: Iterator[tuple[int, T]]) -> list[R]:
-        workers = [asyncio.ensure_future(self._async_worker(source)) for _ in range(self._concurrency)]
+        workers = [asyncio.ensure_future(self._async_worker(source)) for _ in range(self._worker_count())]
         try:
             done, pending = await asyncio.wait(
                 workers, timeout=self._options.timeout, return_when=asyncio.FIRST_EXCEPTION
@@ -268,7 +277,7 @@ class ItemRunner(RunBookkeeping[T, R]):
     def _run_threads(self, source: Iterator[tuple[int, T]]) -> list[R]:
         lock = self._lock
         all_done = threading.Event()
-        concurrency = self._concurrency
+        concurrency = self._worker_count()
         alive = [concurrency]
         fatal: list[BaseException] = []
 
