@@ -217,7 +217,7 @@ def test_an_empty_input_succeeds_with_an_empty_list() -> None:
 
 
 class PathOperator(BaseOperator):
-    template_fields = ("path",)
+    template_fields = ("path", "prefix")
 
     def __init__(self, *, path: str, prefix: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -236,15 +236,18 @@ def test_operator_partials_chunk_with_global_template_indexes() -> None:
         def files() -> list[str]:
             return [f"f{i}" for i in range(7)]
 
-        PathOperator.partial(task_id="copy", prefix=">").iterate(
+        # The DAG's template renders per item with the item's place in the whole input; the
+        # values from the XCom are data and stay as they are, as with .expand().
+        PathOperator.partial(task_id="copy", prefix="{{ iterate_index }}>").iterate(
             path=files().map(lambda f: f + "-{{ iterate_index }}"), chunk_size=3
         )
 
     dag_run = run_dag(dag)
-    assert xcom(dag_run, "copy.gather") == [f">f{i}-{i}" for i in range(7)]
+    paths = [f"f{i}-{{{{ iterate_index }}}}" for i in range(7)]
+    assert xcom(dag_run, "copy.gather") == [f"{i}>{path}" for i, path in enumerate(paths)]
     # item XComs: one list per chunk task instance, and the gather's over the whole input
-    assert xcom(dag_run, "copy.chunks", key="length", map_index=2) == [len("f6-6")]
-    assert xcom(dag_run, "copy.gather", key="length") == [len(f"f{i}-{i}") for i in range(7)]
+    assert xcom(dag_run, "copy.chunks", key="length", map_index=2) == [len(paths[6])]
+    assert xcom(dag_run, "copy.gather", key="length") == [len(path) for path in paths]
     op = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("copy.chunks")
     assert op.upstream_task_ids == {"copy.plan", "files"}
     assert op.operator_name == "PathOperator.iterate"
