@@ -22,11 +22,13 @@ Sync items (a thread pool): :class:`SyncSFTPPool` gives each thread its own para
 
 Layout::
 
-    _connection.py   reading the Airflow connection (in a thread), connecting, clear errors
+    _settings.py     reading the Airflow connection (in a thread) into ConnectionSettings
+    _connect.py      connecting with asyncssh: SSH connections, SFTP sessions
     _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, health, lifetimes
     _sync_pool.py    SyncSFTPPool: one paramiko client per thread
     _transfer.py     list / download / upload helpers, single-file and many-file
     _errors.py       the exceptions (all are airflow_iterate.IterateError)
+    _error_map.py    which exception a failure becomes, with a message saying what to fix
 """
 
 from __future__ import annotations

@@ -55,24 +55,18 @@ from typing import Any, Final
 
 import asyncssh
 
-from ._connection import (
-    ConnectionSettings,
-    SessionRefused,
-    connect_error,
-    load_settings,
-    open_connection,
-    open_session,
-)
+from ._connect import SessionRefused, open_connection, open_session
+from ._error_map import connect_error, is_transport_error
 from ._errors import (
     SFTPAcquireTimeout,
     SFTPConnectError,
-    SFTPConnectionLostError,
     SFTPPoolClosedError,
     SFTPPoolError,
     SFTPPoolUsageError,
 )
+from ._settings import ConnectionSettings, load_settings
 
-__all__ = ["PoolStatistics", "SFTPPool", "is_transport_error"]
+__all__ = ["PoolStatistics", "SFTPPool"]
 
 log = logging.getLogger("airflow_iterate.sftp")
 
@@ -98,19 +92,6 @@ class _Default:
 
 
 _DEFAULT: Final[Any] = _Default()
-
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncssh.DisconnectError,  # includes ConnectionLost
-    asyncssh.SFTPConnectionLost,
-    asyncssh.SFTPNoConnection,
-    asyncssh.SFTPBadMessage,
-    SFTPConnectionLostError,
-)
-
-
-def is_transport_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means the SSH connection or SFTP session it came from is unusable."""
-    return isinstance(exc, _TRANSPORT_ERRORS)
 
 
 @dataclass(frozen=True)

@@ -33,16 +33,10 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncssh
 
-from ._connection import reads_whole_files
-from ._errors import (
-    SFTPConnectionLostError,
-    SFTPFileNotFoundError,
-    SFTPPermissionError,
-    SFTPPoolError,
-    SFTPPoolUsageError,
-    SFTPTransferError,
-)
-from ._pool import SFTPPool, is_transport_error
+from ._connect import reads_whole_files
+from ._error_map import is_transport_error, transfer_error
+from ._errors import SFTPFileNotFoundError, SFTPPoolError, SFTPPoolUsageError, SFTPTransferError
+from ._pool import SFTPPool
 
 __all__ = [
     "RemoteFile",
@@ -52,7 +46,6 @@ __all__ = [
     "download_many",
     "download_to_storage",
     "list_files",
-    "transfer_error",
     "upload_file",
     "upload_many",
 ]
@@ -102,32 +95,7 @@ class TransferResult:
         return self.error is None
 
 
-# -- errors ---------------------------------------------------------------------------------------
-
-
-def transfer_error(exc: BaseException, operation: str, path: str, conn_id: str) -> SFTPTransferError:
-    """Wrap an SFTP or transport error into the :class:`SFTPTransferError` that names the file."""
-    if isinstance(exc, SFTPTransferError):
-        return exc
-    cls: type[SFTPTransferError]
-    if isinstance(exc, (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath)):
-        cls, what = SFTPFileNotFoundError, "no such file or directory"
-    elif isinstance(exc, asyncssh.SFTPPermissionDenied):
-        cls, what = SFTPPermissionError, f"permission denied by the server ({exc.reason or exc})"
-    elif is_transport_error(exc) or isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
-        cls, what = SFTPConnectionLostError, f"the connection broke ({type(exc).__name__}: {exc}); retry it"
-    elif isinstance(exc, asyncssh.SFTPError):
-        cls, what = SFTPTransferError, f"the server answered: {exc.reason or exc} ({type(exc).__name__})"
-    else:
-        cls, what = SFTPTransferError, f"{type(exc).__name__}: {exc}"
-    error = cls(
-        f"{operation} of {path!r} over SFTP connection {conn_id!r} failed: {what}",
-        operation=operation,
-        path=path,
-        conn_id=conn_id,
-    )
-    error.__cause__ = exc
-    return error
+# -- on a borrowed client -------------------------------------------------------------------------
 
 
 async def _on_server(pool: SFTPPool, operation: str, path: str, work: Callable[[Any], Awaitable[T]]) -> T:
