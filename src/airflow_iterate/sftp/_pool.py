@@ -55,6 +55,7 @@ from typing import Any, Final
 
 import asyncssh
 
+from .._core._validate import optional_seconds, positive_int, seconds
 from ._connect import SessionRefused, open_connection, open_session
 from ._error_map import connect_error, is_transport_error
 from ._errors import (
@@ -272,15 +273,23 @@ class SFTPPool:
             conn_id = conn_id or fetched_id or "<connection object>"
         self.conn_id: str = conn_id or DEFAULT_CONN_ID
         self._connection_object = connection
-        self.max_connections = _positive_int("max_connections", max_connections)
-        self.sessions_per_connection = _positive_int("sessions_per_connection", sessions_per_connection)
-        self.borrowers_per_session = _positive_int("borrowers_per_session", borrowers_per_session)
-        self.max_parallel_connects = _positive_int("max_parallel_connects", max_parallel_connects)
-        self.acquire_timeout = _optional_seconds("acquire_timeout", acquire_timeout)
-        self.idle_timeout = _optional_seconds("idle_timeout", idle_timeout)
-        self.max_lifetime = _optional_seconds("max_lifetime", max_lifetime)
-        self.health_check_after = _seconds("health_check_after", health_check_after)
-        self.health_check_timeout = _seconds("health_check_timeout", health_check_timeout)
+        self.max_connections = positive_int("max_connections", max_connections, error=SFTPPoolUsageError)
+        self.sessions_per_connection = positive_int(
+            "sessions_per_connection", sessions_per_connection, error=SFTPPoolUsageError
+        )
+        self.borrowers_per_session = positive_int(
+            "borrowers_per_session", borrowers_per_session, error=SFTPPoolUsageError
+        )
+        self.max_parallel_connects = positive_int(
+            "max_parallel_connects", max_parallel_connects, error=SFTPPoolUsageError
+        )
+        self.acquire_timeout = optional_seconds("acquire_timeout", acquire_timeout, error=SFTPPoolUsageError)
+        self.idle_timeout = optional_seconds("idle_timeout", idle_timeout, error=SFTPPoolUsageError)
+        self.max_lifetime = optional_seconds("max_lifetime", max_lifetime, error=SFTPPoolUsageError)
+        self.health_check_after = seconds("health_check_after", health_check_after, error=SFTPPoolUsageError)
+        self.health_check_timeout = seconds(
+            "health_check_timeout", health_check_timeout, error=SFTPPoolUsageError
+        )
         self._no_host_key_check = no_host_key_check
 
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -865,19 +874,3 @@ def _busy(conn: _Connection) -> bool:
 
 def _earliest(current: float | None, candidate: float) -> float:
     return candidate if current is None or candidate < current else current
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SFTPPoolUsageError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise SFTPPoolUsageError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _optional_seconds(name: str, value: object) -> float | None:
-    return None if value is None else _seconds(name, value)

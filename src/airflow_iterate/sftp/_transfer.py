@@ -33,6 +33,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncssh
 
+from .._core._validate import positive_int
 from ._connect import reads_whole_files
 from ._error_map import is_transport_error, transfer_error
 from ._errors import SFTPFileNotFoundError, SFTPPoolError, SFTPPoolUsageError, SFTPTransferError
@@ -120,7 +121,7 @@ async def list_files(
     Directories are read ``concurrency`` at a time. A symbolic link to a file is listed with its
     target's size; links to directories are not followed (no loops), dangling links are skipped.
     """
-    _check_concurrency(concurrency)
+    positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
     files: list[RemoteFile] = []
     level = [path]
     semaphore = asyncio.Semaphore(concurrency)
@@ -256,7 +257,7 @@ async def download_many(
     Failed files have ``error`` set and do not stop the others; retry them by calling again with
     ``[r.remote_path for r in results if not r.ok]``.
     """
-    _check_concurrency(concurrency)
+    positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
 
     if to is None:
 
@@ -312,7 +313,7 @@ async def upload_many(
     ``source`` is a local path or ``bytes``. With ``make_dirs`` each remote directory is created
     once for the whole call; ``atomic`` as in :func:`upload_file`.
     """
-    _check_concurrency(concurrency)
+    positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
     pairs = list(files)
     maker = _DirectoryMaker() if make_dirs else None
     sources = {remote: source for source, remote in pairs}
@@ -503,11 +504,6 @@ def _relative(remote_path: str, remote_root: str | None) -> str:
     if relative == "." or relative == ".." or relative.startswith("../"):
         raise SFTPPoolUsageError(f"remote path {remote_path!r} is not under remote_root {remote_root!r}")
     return relative
-
-
-def _check_concurrency(concurrency: object) -> None:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise SFTPPoolUsageError(f"concurrency must be a positive int, got {concurrency!r}")
 
 
 async def _run_many(
