@@ -33,6 +33,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncssh
 
+from .._core import ItemRunner, RunOptions
 from .._core._validate import positive_int
 from ._connect import reads_whole_files
 from ._error_map import is_transport_error, transfer_error
@@ -506,6 +507,15 @@ def _relative(remote_path: str, remote_root: str | None) -> str:
     return relative
 
 
+class _ProgressFailed(BaseException):
+    """Carries an error of the ``progress`` callback through the runner, which would otherwise
+    take it for a failed item: it ends the call, as it always has."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 async def _run_many(
     keys: Sequence[str],
     one: Callable[[str], Awaitable[TransferResult]],
@@ -513,27 +523,26 @@ async def _run_many(
     concurrency: int,
     progress: Callable[[TransferResult], object] | None,
 ) -> list[TransferResult]:
-    """``one(key)`` for every key by ``concurrency`` workers; errors become failed results."""
-    results: list[TransferResult | None] = [None] * len(keys)
-    indexes = iter(range(len(keys)))
+    """``one(key)`` for every key, ``concurrency`` at a time on the core's runner; results in
+    input order, errors become failed results."""
 
-    async def worker() -> None:
-        for index in indexes:
-            key = keys[index]
+    async def call(index: int, key: str) -> TransferResult:
+        try:
+            result = await one(key)
+        except Exception as exc:
+            result = failed(key, exc)
+        if progress is not None:
             try:
-                result = await one(key)
-            except Exception as exc:
-                result = failed(key, exc)
-            results[index] = result
-            if progress is not None:
                 progress(result)
+            except Exception as exc:
+                raise _ProgressFailed(exc) from exc
+        return result
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(keys)))]
+    runner: ItemRunner[str, TransferResult] = ItemRunner(
+        call, RunOptions(concurrency=concurrency, max_failures=None), is_async=True
+    )
     try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        raise
-    return [r for r in results if r is not None]
+        return await runner.arun(keys)
+    except _ProgressFailed as stop:
+        error = stop.error
+    raise error
