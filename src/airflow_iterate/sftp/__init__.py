@@ -26,13 +26,18 @@ Layout::
     _connect.py      connecting with asyncssh: SSH connections, SFTP sessions
     _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, health, lifetimes
     _sync_pool.py    SyncSFTPPool: one paramiko client per thread
-    _transfer.py     list / download / upload helpers, single-file and many-file
+    _listing.py      list_files: the regular files under a directory, with sizes
+    _download.py     downloads into memory, local files or object storage; one file or many
+    _upload.py       uploads of local files or bytes, atomic by default; one file or many
+    _many.py         TransferResult and the *_many calls' engine (the core's ItemRunner)
+    _remote.py       work on a borrowed client: errors named, small files in two round trips
     _errors.py       the exceptions (all are airflow_iterate.IterateError)
     _error_map.py    which exception a failure becomes, with a message saying what to fix
 """
 
 from __future__ import annotations
 
+from ._download import download_bytes, download_file, download_many, download_to_storage
 from ._errors import (
     SFTPAcquireTimeout,
     SFTPConnectError,
@@ -44,19 +49,11 @@ from ._errors import (
     SFTPPoolUsageError,
     SFTPTransferError,
 )
+from ._listing import RemoteFile, list_files
+from ._many import TransferResult
 from ._pool import PoolStatistics, SFTPPool
 from ._sync_pool import SyncPoolStatistics, SyncSFTPPool
-from ._transfer import (
-    RemoteFile,
-    TransferResult,
-    download_bytes,
-    download_file,
-    download_many,
-    download_to_storage,
-    list_files,
-    upload_file,
-    upload_many,
-)
+from ._upload import upload_file, upload_many
 
 __all__ = [
     "PoolStatistics",
