@@ -22,6 +22,7 @@ from airflow_iterate.sftp import (
     list_files,
     upload_many,
 )
+from airflow_iterate.sftp._holders import ConnectionState
 
 from ._util import eventually, run
 from .conftest import DataSet
@@ -495,7 +496,7 @@ def test_old_connections_retire_after_their_borrowers_leave(conn_id: str) -> Non
 
 
 def _retiring(pool: SFTPPool) -> bool:
-    return any(conn.retiring for conn in pool._connections)
+    return any(conn.state is ConnectionState.DRAINING for conn in pool._connections)
 
 
 # -- event loops, shared pools, the iterate engine ----------------------------------------------

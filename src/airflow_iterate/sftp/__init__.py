@@ -23,8 +23,10 @@ Sync items (a thread pool): :class:`SyncSFTPPool` gives each thread its own para
 Layout::
 
     _settings.py     reading the Airflow connection (in a thread) into ConnectionSettings
-    _connect.py      connecting with asyncssh: SSH connections, SFTP sessions
-    _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, health, lifetimes
+    _connect.py      connecting with asyncssh: SSH connections, SFTP sessions, retried connects
+    _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, growth, the expiry timer
+    _holders.py      a holder per connection and per session: state, health checks, retiring, closing
+    _statistics.py   PoolStatistics and the running totals behind it
     _sync_pool.py    SyncSFTPPool: one paramiko client per thread
     _listing.py      list_files: the regular files under a directory, with sizes
     _download.py     downloads into memory, local files or object storage; one file or many
@@ -51,7 +53,8 @@ from ._errors import (
 )
 from ._listing import RemoteFile, list_files
 from ._many import TransferResult
-from ._pool import PoolStatistics, SFTPPool
+from ._pool import SFTPPool
+from ._statistics import PoolStatistics
 from ._sync_pool import SyncPoolStatistics, SyncSFTPPool
 from ._upload import upload_file, upload_many
 

@@ -1,11 +1,14 @@
 """Connecting with asyncssh: an SSH connection, its SFTP sessions, and what each server's reads mean.
 
 Failures raise :class:`SFTPConnectError` saying what to fix (``_error_map`` words them).
+:class:`Connector` is a pool's way to connect: it reads the Airflow connection once for all
+attempts and tries transient failures again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,12 +18,25 @@ import asyncssh
 
 from ._error_map import connect_error
 from ._errors import SFTPConnectError
-from ._settings import ConnectionSettings, default_ciphers
+from ._settings import ConnectionSettings, default_ciphers, load_settings
 
-__all__ = ["OpenedConnection", "SessionRefused", "open_connection", "open_session", "reads_whole_files"]
+__all__ = [
+    "Connector",
+    "OpenedConnection",
+    "SessionRefused",
+    "open_connection",
+    "open_session",
+    "reads_whole_files",
+]
+
+log = logging.getLogger("airflow_iterate.sftp")
 
 #: keepalives let a silently dead connection (a NAT or firewall dropping state) fail on its own
 KEEPALIVE_INTERVAL = 30.0
+#: how many times a transient connection failure (refused, reset, timed out) is retried before
+#: the waiting borrowers are told, and the pauses in between
+CONNECT_ATTEMPTS = 3
+CONNECT_RETRY_DELAYS = (0.25, 1.0)
 
 
 class SessionRefused(SFTPConnectError):
@@ -131,3 +147,84 @@ def _client_keys(settings: ConnectionSettings) -> Any:
         return [settings.client_key]
     # () lets asyncssh use ~/.ssh keys and the agent, as the provider does; None disables keys.
     return () if settings.look_for_keys else None
+
+
+class Connector:
+    """Opens the connections of one pool: one read of the Airflow connection, transient failures retried.
+
+    :param conn_id: the connection id, read through the Airflow SDK unless ``connection`` is given.
+    :param connection: an already fetched Airflow ``Connection``.
+    """
+
+    def __init__(self, conn_id: str, connection: Any, *, no_host_key_check: bool | None) -> None:
+        self.conn_id = conn_id
+        self._connection_object = connection
+        self._no_host_key_check = no_host_key_check
+        #: the settings once read; sessions are opened with the ones their connection used
+        self.settings: ConnectionSettings | None = None
+        self._settings_task: asyncio.Task[ConnectionSettings] | None = None
+        #: failed attempts over the pool's life, and the last one's error (None after a success)
+        self.failures = 0
+        self.last_error: SFTPConnectError | None = None
+
+    async def connect(
+        self, on_lost: Callable[[Exception | None], None], *, retry: Callable[[], bool]
+    ) -> OpenedConnection:
+        """:func:`open_connection`, trying a transient failure again (``CONNECT_ATTEMPTS`` in all)
+        while ``retry()`` says the connection is still wanted; raises the last failure."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                settings = await self._get_settings()
+                opened = await open_connection(settings, on_lost)
+            except Exception as exc:
+                error = exc if isinstance(exc, SFTPConnectError) else self._unexpected(exc)
+                self.failures += 1
+                self.last_error = error
+                if error.transient and attempt < CONNECT_ATTEMPTS and retry():
+                    delay = CONNECT_RETRY_DELAYS[min(attempt, len(CONNECT_RETRY_DELAYS)) - 1]
+                    log.info("%s; retrying in %.2fs", error, delay)
+                    await asyncio.sleep(delay)
+                    continue
+            else:
+                self.last_error = None
+                return opened
+            raise error
+
+    def cancel(self) -> None:
+        """Stop a read of the Airflow connection in progress (the pool is closing)."""
+        if self._settings_task is not None:
+            self._settings_task.cancel()
+
+    async def _get_settings(self) -> ConnectionSettings:
+        if self.settings is not None:
+            return self.settings
+        if self._settings_task is None or self._settings_task.done():
+            # One read of the Airflow connection, shared by concurrent connection attempts; a
+            # failed read is not kept, the next attempt reads again.
+            self._settings_task = asyncio.ensure_future(
+                load_settings(
+                    None if self._connection_object is not None else self.conn_id,
+                    self._connection_object,
+                    no_host_key_check=self._no_host_key_check,
+                )
+            )
+            self._settings_task.add_done_callback(_retrieve)
+        settings = await asyncio.shield(self._settings_task)
+        self.settings = settings
+        return settings
+
+    def _unexpected(self, exc: Exception) -> SFTPConnectError:
+        if self.settings is None:
+            return SFTPConnectError(
+                f"SFTP connection {self.conn_id!r}: cannot read the connection: {type(exc).__name__}: {exc}",
+                conn_id=self.conn_id,
+            )
+        return connect_error(self.settings, exc, None)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    # Whoever awaited it saw the error; this keeps asyncio from reporting it as never retrieved.
+    if not task.cancelled():
+        task.exception()
