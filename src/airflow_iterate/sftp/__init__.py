@@ -24,7 +24,8 @@ Layout::
 
     _settings.py     reading the Airflow connection (in a thread) into ConnectionSettings
     _connect.py      connecting with asyncssh: SSH connections, SFTP sessions, retried connects
-    _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, growth, the expiry timer
+    _pool.py         SFTPPool: its options, shared(), client(), aclose()
+    _lending.py      how the pool lends sessions: FIFO waiters, picking, growth, the expiry timer
     _holders.py      a holder per connection and per session: state, health checks, retiring, closing
     _statistics.py   PoolStatistics and the running totals behind it
     _sync_pool.py    SyncSFTPPool: one paramiko client per thread
