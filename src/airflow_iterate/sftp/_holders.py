@@ -83,6 +83,8 @@ class Owner(Protocol):
 
 
 class SessionHolder:
+    """One SFTP session: lent to up to ``borrowers_per_session`` borrowers at once."""
+
     __slots__ = ("_check", "_just_verified", "borrowers", "conn", "served", "sftp", "state", "verified_at")
 
     def __init__(self, conn: ConnectionHolder, sftp: asyncssh.SFTPClient, now: float) -> None:
@@ -168,6 +170,8 @@ class SessionHolder:
 
 
 class ConnectionHolder:
+    """One SSH connection and the SFTP sessions opened on it."""
+
     __slots__ = (
         "borrowers",
         "closing",
@@ -262,14 +266,14 @@ class ConnectionHolder:
 
     def next_expiry(self, now: float, idle_timeout: float | None, max_lifetime: float | None) -> float | None:
         """When :meth:`expire_if_due` may next have something to do; None: not before it changes."""
-        due: float | None = None
+        times = []
         if self.state is ConnectionState.DRAINING and not self.busy:
-            due = now  # retired while a check or a session open kept it: close it now
+            times.append(now)  # retired while a check or a session open kept it: close it now
         if max_lifetime is not None and self.state is not ConnectionState.DRAINING:
-            due = _earliest(due, self.created + max_lifetime)
+            times.append(self.created + max_lifetime)
         if idle_timeout is not None and self.borrowers == 0:
-            due = _earliest(due, self.idle_since + idle_timeout)
-        return due
+            times.append(self.idle_since + idle_timeout)
+        return min(times, default=None)
 
     def expire_if_due(self, now: float, idle_timeout: float | None, max_lifetime: float | None) -> None:
         """Retire after ``max_lifetime``; close once unused for ``idle_timeout``, or drained."""
@@ -334,7 +338,3 @@ async def _wait_closed(ssh: asyncssh.SSHClientConnection) -> None:
         await asyncio.wait_for(ssh.wait_closed(), CLOSE_TIMEOUT)
     except (asyncio.TimeoutError, OSError, asyncssh.Error):
         ssh.abort()
-
-
-def _earliest(current: float | None, candidate: float) -> float:
-    return candidate if current is None or candidate < current else current
