@@ -16,7 +16,8 @@ from devtools.sshd import SSHServer, current_user, free_loopback_port
 
 from airflow_iterate import IterateError
 from airflow_iterate.sftp import SFTPConnectError, SFTPPool, SyncSFTPPool
-from airflow_iterate.sftp._connection import default_ciphers, load_settings, open_connection
+from airflow_iterate.sftp._connect import open_connection
+from airflow_iterate.sftp._settings import default_ciphers, load_settings
 
 from ._util import run
 

@@ -18,7 +18,11 @@ from airflow_iterate.sftp import (
     SFTPPoolClosedError,
     SFTPPoolUsageError,
     download_bytes,
+    download_many,
+    list_files,
+    upload_many,
 )
+from airflow_iterate.sftp._holders import ConnectionState
 
 from ._util import eventually, run
 from .conftest import DataSet
@@ -96,6 +100,40 @@ def test_closing_fails_waiting_borrowers(conn_id: str) -> None:
         release.set()
         await asyncio.gather(hold, return_exceptions=True)
         assert pool.statistics().in_use == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_connections", 0),
+        ("sessions_per_connection", True),
+        ("borrowers_per_session", 2.0),
+        ("max_parallel_connects", -1),
+        ("acquire_timeout", -0.5),
+        ("idle_timeout", "60"),
+        ("max_lifetime", -1),
+        ("health_check_after", None),
+        ("health_check_timeout", -1.0),
+    ],
+)
+def test_a_bad_option_is_a_usage_error_naming_it(option: str, value: object) -> None:
+    with pytest.raises(SFTPPoolUsageError, match=rf"^{option} must be .*, got .*{value!r}"):
+        SFTPPool("sftp_default", **{option: value})
+
+
+def test_concurrency_of_the_many_calls_is_checked(conn_id: str) -> None:
+    async def main() -> None:
+        async with SFTPPool(conn_id) as pool:
+            for call in (
+                download_many(pool, ["/a"], concurrency=0),
+                upload_many(pool, [(b"", "/a")], concurrency=False),
+                list_files(pool, "/", concurrency=-3),
+            ):
+                with pytest.raises(SFTPPoolUsageError, match=r"^concurrency must be"):
+                    await call
+            assert pool.statistics().opened == 0
 
     run(main())
 
@@ -458,7 +496,7 @@ def test_old_connections_retire_after_their_borrowers_leave(conn_id: str) -> Non
 
 
 def _retiring(pool: SFTPPool) -> bool:
-    return any(conn.retiring for conn in pool._connections)
+    return any(conn.state is ConnectionState.DRAINING for conn in pool._connections)
 
 
 # -- event loops, shared pools, the iterate engine ----------------------------------------------

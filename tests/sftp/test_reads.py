@@ -20,8 +20,8 @@ import pytest
 from devtools.sshd import SSHServer, current_user
 
 from airflow_iterate.sftp import SFTPPool, download_bytes, download_many
-from airflow_iterate.sftp._connection import reads_whole_files
-from airflow_iterate.sftp._transfer import FIRST_READ, STREAM_THRESHOLD
+from airflow_iterate.sftp._connect import reads_whole_files
+from airflow_iterate.sftp._remote import FIRST_READ, STREAM_THRESHOLD
 
 from ._util import run
 

@@ -279,6 +279,80 @@ def test_an_upload_cut_off_midway_never_leaves_a_partial_file_under_its_name(
     assert target.read_bytes() == b"yesterday's feed"  # the old file, whole, never half the new one
 
 
+# -- many files at once: the contract of the *_many calls -------------------------------------
+
+
+def test_many_calls_without_files_return_no_results(conn_id: str) -> None:
+    seen: list[TransferResult] = []
+
+    async def work(pool: SFTPPool) -> tuple[list[TransferResult], list[TransferResult]]:
+        downloaded = await download_many(pool, [], progress=seen.append)
+        uploaded = await upload_many(pool, [], progress=seen.append)
+        assert pool.statistics().opened == 0
+        return downloaded, uploaded
+
+    assert with_pool(conn_id, work) == ([], [])
+    assert seen == []
+
+
+def test_a_progress_callback_that_raises_ends_the_call_with_its_error(conn_id: str, data: DataSet) -> None:
+    paths = list(data.files)[:40]
+    done: list[TransferResult] = []
+    stop = RuntimeError("enough")
+
+    def progress(result: TransferResult) -> None:
+        done.append(result)
+        if len(done) == 3:
+            raise stop
+
+    async def work(pool: SFTPPool) -> None:
+        with pytest.raises(RuntimeError) as info:
+            await download_many(pool, paths, concurrency=4, progress=progress)
+        assert info.value is stop
+
+    with_pool(conn_id, work)  # (which checks that every client came back)
+    assert 3 <= len(done) < len(paths)
+
+
+@pytest.mark.parametrize("operation", ["download", "upload"])
+def test_cancelling_a_many_call_cancels_the_transfers_in_flight(
+    sshd: SSHServer,
+    data: DataSet,
+    make_proxy: Callable[..., DelayProxy],
+    make_connection: Callable[..., str],
+    workdir: Path,
+    tmp_path: Path,
+    operation: str,
+) -> None:
+    proxy = make_proxy(sshd)
+    conn_id = make_connection(sshd, via=proxy)
+    paths = list(data.files)[:20]
+
+    async def main() -> None:
+        async with SFTPPool(conn_id) as pool:
+            assert await download_bytes(pool, paths[0]) == data.files[paths[0]]  # connected
+            proxy.stall()  # every transfer from now on hangs
+            try:
+                if operation == "download":
+                    many = download_many(pool, paths, to=tmp_path, concurrency=4)
+                else:
+                    pairs = [(b"<x/>", f"{workdir}/{n}.xml") for n in range(20)]
+                    many = upload_many(pool, pairs, concurrency=4)
+                task = asyncio.ensure_future(many)
+                await eventually(lambda: pool.statistics().in_use == 4, "four transfers are in flight")
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                stats = pool.statistics()
+                assert (stats.in_use, stats.waiting) == (0, 0), stats
+            finally:
+                proxy.resume()
+
+    run(main())
+    assert list(tmp_path.iterdir()) == []
+    assert not [p for p in workdir.iterdir() if not p.name.endswith(".partial")]
+
+
 # -- speed: the point of the pool ---------------------------------------------------------------
 
 

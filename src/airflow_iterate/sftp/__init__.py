@@ -22,15 +22,25 @@ Sync items (a thread pool): :class:`SyncSFTPPool` gives each thread its own para
 
 Layout::
 
-    _connection.py   reading the Airflow connection (in a thread), connecting, clear errors
-    _pool.py         SFTPPool: sessions shared by many borrowers, FIFO waiters, health, lifetimes
+    _settings.py     reading the Airflow connection (in a thread) into ConnectionSettings
+    _connect.py      connecting with asyncssh: SSH connections, SFTP sessions, retried connects
+    _pool.py         SFTPPool: its options, shared(), client(), aclose()
+    _lending.py      how the pool lends sessions: FIFO waiters, picking, growth, the expiry timer
+    _holders.py      a holder per connection and per session: state, health checks, retiring, closing
+    _statistics.py   PoolStatistics and the running totals behind it
     _sync_pool.py    SyncSFTPPool: one paramiko client per thread
-    _transfer.py     list / download / upload helpers, single-file and many-file
+    _listing.py      list_files: the regular files under a directory, with sizes
+    _download.py     downloads into memory, local files or object storage; one file or many
+    _upload.py       uploads of local files or bytes, atomic by default; one file or many
+    _many.py         TransferResult and the *_many calls' engine (the core's ItemRunner)
+    _remote.py       work on a borrowed client: errors named, small files in two round trips
     _errors.py       the exceptions (all are airflow_iterate.IterateError)
+    _error_map.py    which exception a failure becomes, with a message saying what to fix
 """
 
 from __future__ import annotations
 
+from ._download import download_bytes, download_file, download_many, download_to_storage
 from ._errors import (
     SFTPAcquireTimeout,
     SFTPConnectError,
@@ -42,19 +52,12 @@ from ._errors import (
     SFTPPoolUsageError,
     SFTPTransferError,
 )
-from ._pool import PoolStatistics, SFTPPool
+from ._listing import RemoteFile, list_files
+from ._many import TransferResult
+from ._pool import SFTPPool
+from ._statistics import PoolStatistics
 from ._sync_pool import SyncPoolStatistics, SyncSFTPPool
-from ._transfer import (
-    RemoteFile,
-    TransferResult,
-    download_bytes,
-    download_file,
-    download_many,
-    download_to_storage,
-    list_files,
-    upload_file,
-    upload_many,
-)
+from ._upload import upload_file, upload_many
 
 __all__ = [
     "PoolStatistics",

@@ -9,87 +9,39 @@ handshake each and runs into the server's ``MaxStartups`` long before that.
 
 Structure (after asyncpg's pool: holders, an acquire context, FIFO waiters, per-connection health):
 
-* :class:`_Connection` holds one SSH connection and its SFTP sessions (SSH channels running the
-  sftp subsystem; at most ``sessions_per_connection``, and never more than the server allows:
-  a refused channel lowers the connection's limit, as OpenSSH's ``MaxSessions`` would require);
-* :class:`_Session` holds one ``asyncssh.SFTPClient`` and counts its borrowers, at most
-  ``borrowers_per_session`` at a time;
+* a :class:`~._holders.ConnectionHolder` per SSH connection and a :class:`~._holders.SessionHolder`
+  per SFTP session on it, each opening, checking, retiring and closing itself (``_holders``
+  tells how, and when a connection is dropped or checked);
 * :class:`_ClientContext` (``pool.client()``) borrows a slot on a session for the ``async with``
-  block and hands the shared ``SFTPClient`` itself to the borrower.
-
-Capacity grows only under demand: a borrower that finds no free slot queues (FIFO) and the pool
-opens a session on an existing connection, or a new connection (at most ``max_parallel_connects``
-handshakes at a time, up to ``max_connections``), only when the queue is longer than what is
-already being opened. Freed slots go straight to the oldest waiter, so nobody is overtaken.
-
-Connections and sessions are opened, health-checked and closed by tasks the pool owns, never in
-a borrower's task: a borrower cancelled at any point only leaves the queue or gives its slot
-back, so cancellation cannot leak a slot or a half-open connection.
-
-Health: a connection whose transport closes is dropped at once (asyncssh reports it); a session
-idle for ``health_check_after`` seconds answers one SFTP round trip before it is lent again; a
-borrower leaving with a transport error drops its connection, one leaving with an SFTP status
-error (no such file, permission denied, ...) keeps it, and one leaving with another ``OSError``
-(could be local, could be the link) gets the connection checked rather than closed under the
-other borrowers multiplexed on it; so does a cancelled borrower (typically a caller's timeout)
-whose session has answered nobody for a second. A session under check is lent to nobody, so a
-hung connection stops taking new work within ``health_check_timeout``. Connections are closed
-after ``idle_timeout`` seconds unused and retired (no new borrowers, closed when the last leaves)
-after ``max_lifetime`` seconds.
+  block and hands the shared ``SFTPClient`` itself to the borrower;
+* :class:`~._lending.Lender`, the pool's base class, queues the borrowers (FIFO), picks a session
+  for each, grows under demand, runs the timer that expires connections, and counts;
+* :class:`SFTPPool` adds what its users call: the options, :meth:`SFTPPool.shared`,
+  ``pool.client()``, :meth:`SFTPPool.aclose`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import copy
-import functools
-import itertools
 import logging
 import weakref
-from collections.abc import Coroutine
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
 import asyncssh
 
-from ._connection import (
-    ConnectionSettings,
-    SessionRefused,
-    connect_error,
-    load_settings,
-    open_connection,
-    open_session,
-)
-from ._errors import (
-    SFTPAcquireTimeout,
-    SFTPConnectError,
-    SFTPConnectionLostError,
-    SFTPPoolClosedError,
-    SFTPPoolError,
-    SFTPPoolUsageError,
-)
+from .._core._validate import optional_seconds, positive_int, seconds
+from ._connect import Connector
+from ._errors import SFTPPoolClosedError, SFTPPoolUsageError
+from ._holders import SessionHolder
+from ._lending import Lender
 
-__all__ = ["PoolStatistics", "SFTPPool", "is_transport_error"]
+__all__ = ["SFTPPool"]
 
 log = logging.getLogger("airflow_iterate.sftp")
 
 DEFAULT_CONN_ID = "sftp_default"
-#: how many times a transient connection failure (refused, reset, timed out) is retried before
-#: the waiting borrowers are told, and the pauses in between
-CONNECT_ATTEMPTS = 3
-CONNECT_RETRY_DELAYS = (0.25, 1.0)
-#: after a failed connection attempt while other connections work, wait this long (doubling up
-#: to the maximum) before trying to add one again
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 30.0
 HEALTH_CHECK_TIMEOUT = 10.0
-#: a borrower cancelled on a session that has not answered anyone for this long gets it checked
-QUIET_BEFORE_CHECK = 1.0
-#: how long aclose() waits for connections to finish closing
-CLOSE_TIMEOUT = 5.0
 
 
 class _Default:
@@ -98,103 +50,6 @@ class _Default:
 
 
 _DEFAULT: Final[Any] = _Default()
-
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncssh.DisconnectError,  # includes ConnectionLost
-    asyncssh.SFTPConnectionLost,
-    asyncssh.SFTPNoConnection,
-    asyncssh.SFTPBadMessage,
-    SFTPConnectionLostError,
-)
-
-
-def is_transport_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means the SSH connection or SFTP session it came from is unusable."""
-    return isinstance(exc, _TRANSPORT_ERRORS)
-
-
-@dataclass(frozen=True)
-class PoolStatistics:
-    """A snapshot of an :class:`SFTPPool`; cheap, and safe to take from any thread."""
-
-    conn_id: str
-    #: SSH connections open now (including ones retiring after ``max_lifetime``)
-    connections: int
-    #: SFTP sessions open now, over all connections
-    sessions: int
-    #: connections and sessions being opened now
-    opening: int
-    #: borrowers holding a client now
-    in_use: int
-    #: open connections with no borrower
-    idle: int
-    #: borrowers queued for a client now
-    waiting: int
-    #: connections opened over the pool's life
-    opened: int
-    #: checkouts served by a session that had served an earlier one
-    reused: int
-    #: connections dropped as broken (transport error, lost, failed health check)
-    discarded: int
-    #: connections closed after ``idle_timeout`` or ``max_lifetime``
-    expired: int
-    #: checkouts that had to queue
-    waits: int
-    #: checkouts over the pool's life
-    acquired: int
-    health_checks: int
-    connect_failures: int
-
-
-class _Session:
-    __slots__ = ("borrowers", "check", "closed", "conn", "just_verified", "served", "sftp", "verified_at")
-
-    def __init__(self, conn: _Connection, sftp: asyncssh.SFTPClient, now: float) -> None:
-        self.conn = conn
-        self.sftp = sftp
-        self.borrowers = 0
-        self.served = 0
-        #: when the session last proved to work (opened, an operation answered, a health check)
-        self.verified_at = now
-        #: proved to work and not lent since: the next borrower needs no check, however old
-        self.just_verified = True
-        self.check: asyncio.Task[None] | None = None
-        self.closed = False
-
-    @property
-    def lendable(self) -> bool:
-        return not self.closed and self.check is None and self.conn.lendable
-
-
-class _Connection:
-    __slots__ = (
-        "borrowers",
-        "closed",
-        "created",
-        "idle_since",
-        "max_sessions",
-        "number",
-        "opening_sessions",
-        "retiring",
-        "sessions",
-        "ssh",
-    )
-
-    def __init__(self, number: int, max_sessions: int) -> None:
-        self.number = number
-        self.ssh: asyncssh.SSHClientConnection | None = None
-        self.sessions: list[_Session] = []
-        self.opening_sessions = 0
-        self.max_sessions = max_sessions
-        self.borrowers = 0
-        self.created = 0.0
-        self.idle_since = 0.0
-        self.retiring = False
-        self.closed = False
-
-    @property
-    def lendable(self) -> bool:
-        return not self.closed and not self.retiring
 
 
 class _ClientContext:
@@ -205,7 +60,7 @@ class _ClientContext:
     def __init__(self, pool: SFTPPool, timeout: float | None) -> None:
         self._pool = pool
         self._timeout = timeout
-        self._session: _Session | None = None
+        self._session: SessionHolder | None = None
 
     async def __aenter__(self) -> asyncssh.SFTPClient:
         if self._session is not None:
@@ -227,7 +82,7 @@ _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SFTPPool
 )
 
 
-class SFTPPool:
+class SFTPPool(Lender):
     """A pool of SFTP clients for one Airflow ``sftp`` connection, shared by many concurrent tasks.
 
     ::
@@ -290,47 +145,26 @@ class SFTPPool:
                 )
             conn_id = conn_id or fetched_id or "<connection object>"
         self.conn_id: str = conn_id or DEFAULT_CONN_ID
-        self._connection_object = connection
-        self.max_connections = _positive_int("max_connections", max_connections)
-        self.sessions_per_connection = _positive_int("sessions_per_connection", sessions_per_connection)
-        self.borrowers_per_session = _positive_int("borrowers_per_session", borrowers_per_session)
-        self.max_parallel_connects = _positive_int("max_parallel_connects", max_parallel_connects)
-        self.acquire_timeout = _optional_seconds("acquire_timeout", acquire_timeout)
-        self.idle_timeout = _optional_seconds("idle_timeout", idle_timeout)
-        self.max_lifetime = _optional_seconds("max_lifetime", max_lifetime)
-        self.health_check_after = _seconds("health_check_after", health_check_after)
-        self.health_check_timeout = _seconds("health_check_timeout", health_check_timeout)
-        self._no_host_key_check = no_host_key_check
-
-        self._loop: asyncio.AbstractEventLoop | None = None
-        with contextlib.suppress(RuntimeError):  # created outside a loop: bound on first use
-            self._loop = asyncio.get_running_loop()
+        self.max_connections = positive_int("max_connections", max_connections, error=SFTPPoolUsageError)
+        self.sessions_per_connection = positive_int(
+            "sessions_per_connection", sessions_per_connection, error=SFTPPoolUsageError
+        )
+        self.borrowers_per_session = positive_int(
+            "borrowers_per_session", borrowers_per_session, error=SFTPPoolUsageError
+        )
+        self.max_parallel_connects = positive_int(
+            "max_parallel_connects", max_parallel_connects, error=SFTPPoolUsageError
+        )
+        self.acquire_timeout = optional_seconds("acquire_timeout", acquire_timeout, error=SFTPPoolUsageError)
+        self.idle_timeout = optional_seconds("idle_timeout", idle_timeout, error=SFTPPoolUsageError)
+        self.max_lifetime = optional_seconds("max_lifetime", max_lifetime, error=SFTPPoolUsageError)
+        self.health_check_after = seconds("health_check_after", health_check_after, error=SFTPPoolUsageError)
+        self.health_check_timeout = seconds(
+            "health_check_timeout", health_check_timeout, error=SFTPPoolUsageError
+        )
+        super().__init__(Connector(self.conn_id, connection, no_host_key_check=no_host_key_check))
         self._shared_options: dict[str, Any] = {}
-        self._settings: ConnectionSettings | None = None
-        self._settings_task: asyncio.Task[ConnectionSettings] | None = None
-        self._connections: list[_Connection] = []
-        self._waiters: collections.deque[asyncio.Future[_Session]] = collections.deque()
-        self._workers: set[asyncio.Task[Any]] = set()
-        self._closers: set[asyncio.Task[Any]] = set()
-        self._numbers = itertools.count(1)
-        self._opening_connections = 0
-        self._opening_sessions = 0
-        self._in_use = 0
-        self._closed = False
-        self._backoff = 0.0
-        self._backoff_until = 0.0
-        self._last_connect_error: SFTPConnectError | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._keeper: asyncio.Task[None] | None = None
-        self._opened = 0
-        self._reused = 0
-        self._discarded = 0
-        self._expired = 0
-        self._waits = 0
-        self._acquired = 0
-        self._health_checks = 0
-        self._connect_failures = 0
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -367,7 +201,8 @@ class SFTPPool:
         """Borrow a client for an ``async with`` block: ``async with pool.client() as sftp: ...``.
 
         The ``asyncssh.SFTPClient`` is shared with other borrowers; do not close or exit it.
-        Errors leaving the block decide the connection's fate (see the module docstring).
+        Errors leaving the block decide the connection's fate: a transport error drops it, an SFTP
+        status error (no such file, ...) keeps it, another ``OSError`` gets it checked.
 
         :param timeout: seconds to wait for a client; defaults to the pool's ``acquire_timeout``.
         """
@@ -377,58 +212,21 @@ class SFTPPool:
     def closed(self) -> bool:
         return self._closed
 
-    def statistics(self) -> PoolStatistics:
-        connections = list(self._connections)
-        return PoolStatistics(
-            conn_id=self.conn_id,
-            connections=len(connections),
-            sessions=sum(len(c.sessions) for c in connections),
-            opening=self._opening_connections + self._opening_sessions,
-            in_use=self._in_use,
-            idle=sum(1 for c in connections if c.borrowers == 0),
-            waiting=len(self._waiters),
-            opened=self._opened,
-            reused=self._reused,
-            discarded=self._discarded,
-            expired=self._expired,
-            waits=self._waits,
-            acquired=self._acquired,
-            health_checks=self._health_checks,
-            connect_failures=self._connect_failures,
-        )
-
     async def aclose(self) -> None:
         """Close every connection; waiting borrowers get :class:`SFTPPoolClosedError`. Idempotent."""
         if self._loop is not None:
             self._check_loop()
         if not self._closed:
-            self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             if self._in_use:
                 log.warning(
                     "SFTPPool(%r) closed while %d borrower(s) still hold a client; their operations fail",
                     self.conn_id,
                     self._in_use,
                 )
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_exception(SFTPPoolClosedError(f"the SFTPPool for {self.conn_id!r} was closed"))
-            for conn in list(self._connections):
-                self._close_connection(conn)
-            current = asyncio.current_task()
-            for task in self._workers:
-                if task is not current:
-                    task.cancel()
-            if self._settings_task is not None:
-                self._settings_task.cancel()
-            if self._keeper is not None and self._keeper is not current:
+            self._shut()
+            if self._keeper is not None and self._keeper is not asyncio.current_task():
                 self._keeper.cancel()
-        pending = [t for t in (*self._workers, *self._closers) if t is not asyncio.current_task()]
-        if pending:
-            await asyncio.wait(pending, timeout=CLOSE_TIMEOUT)
+        await self._settle()
 
     async def __aenter__(self) -> SFTPPool:
         self._check_loop()
@@ -446,417 +244,6 @@ class SFTPPool:
         state = "closed" if self._closed else f"{s.connections} connection(s), {s.in_use} in use"
         return f"<SFTPPool {self.conn_id!r}: {state}>"
 
-    # -- acquire / release ------------------------------------------------------------------------
-
-    def _check_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
-            raise SFTPPoolUsageError(
-                f"the SFTPPool for {self.conn_id!r} belongs to the event loop it was first used on and "
-                "cannot be used from another one; create a pool per event loop (SFTPPool.shared() does)"
-            )
-        return loop
-
-    async def _acquire(self, timeout: float | None) -> _Session:
-        if self._closed:
-            raise SFTPPoolClosedError(f"the SFTPPool for {self.conn_id!r} is closed")
-        loop = self._check_loop()
-        if not self._waiters:
-            session = self._pick(loop.time())
-            if session is not None:
-                self._reserve(session)
-                self._acquired += 1
-                return session
-        deadline = None if timeout is None else loop.time() + timeout
-        self._waits += 1
-        retrying = False
-        while True:
-            waiter: asyncio.Future[_Session] = loop.create_future()
-            if retrying:
-                self._waiters.appendleft(waiter)  # keeps its turn
-            else:
-                self._waiters.append(waiter)
-            self._dispatch()
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            try:
-                done, _ = await asyncio.wait((waiter,), timeout=remaining)
-            except BaseException:
-                self._abandon(waiter)
-                raise
-            if not done:
-                self._abandon(waiter)
-                raise self._timeout_error(timeout)
-            session = waiter.result()  # raises what the pool failed the waiter with
-            if not session.closed:
-                self._acquired += 1
-                return session
-            # The session broke between being handed over and this task resuming: try again.
-            self._release(session, None, used=False)
-            retrying = True
-
-    def _abandon(self, waiter: asyncio.Future[_Session]) -> None:
-        """A waiter gives up (cancelled or timed out): leave the queue, or pass on its slot."""
-        if waiter.done():
-            if not waiter.cancelled() and waiter.exception() is None:
-                self._release(waiter.result(), None, used=False)
-            return
-        waiter.cancel()
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(waiter)
-
-    def _pick(self, now: float) -> _Session | None:
-        best: _Session | None = None
-        limit = self.borrowers_per_session
-        for conn in self._connections:
-            if not conn.lendable:
-                continue
-            for session in conn.sessions:
-                if session.closed or session.check is not None or session.borrowers >= limit:
-                    continue
-                stale = now - session.verified_at >= self.health_check_after
-                if session.borrowers == 0 and stale and not session.just_verified:
-                    self._start_check(session)
-                    continue
-                if best is None or session.borrowers < best.borrowers:
-                    best = session
-        return best
-
-    def _reserve(self, session: _Session) -> None:
-        session.borrowers += 1
-        session.just_verified = False
-        session.conn.borrowers += 1
-        self._in_use += 1
-        if session.served:
-            self._reused += 1
-        session.served += 1
-
-    def _release(self, session: _Session, exc: BaseException | None, *, used: bool = True) -> None:
-        conn = session.conn
-        session.borrowers -= 1
-        conn.borrowers -= 1
-        self._in_use -= 1
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        if conn.borrowers == 0:
-            conn.idle_since = now
-        if not session.closed and used:
-            if exc is None or (isinstance(exc, asyncssh.SFTPError) and not is_transport_error(exc)):
-                session.verified_at = now
-            elif is_transport_error(exc):
-                self._discard(conn, f"{type(exc).__name__}: {exc}")
-            elif isinstance(exc, (OSError, asyncio.TimeoutError)) and not isinstance(exc, SFTPPoolError):
-                # Could be the link (a reset, a timeout) or a local file: ask the session.
-                self._start_check(session)
-            elif isinstance(exc, asyncio.CancelledError) and now - session.verified_at > QUIET_BEFORE_CHECK:
-                # Often a caller's timeout around a hung operation. A session that keeps answering
-                # others needs no check; one that has been silent this long might be hung.
-                self._start_check(session)
-        if conn.retiring and conn.borrowers == 0 and not conn.closed:
-            self._expire(conn)
-        self._dispatch()
-
-    def _timeout_error(self, timeout: float | None) -> SFTPAcquireTimeout:
-        s = self.statistics()
-        message = (
-            f"timed out after {timeout:g}s waiting for an SFTP client of connection {self.conn_id!r}: "
-            f"{s.in_use} borrower(s) on {s.connections} connection(s) (max_connections="
-            f"{self.max_connections}, {self.borrowers_per_session} borrowers per session), "
-            f"{s.waiting} still waiting"
-        )
-        if self._last_connect_error is not None:
-            message += f"; the last connection attempt failed: {self._last_connect_error}"
-        return SFTPAcquireTimeout(
-            message + "; raise acquire_timeout or max_connections, or lower the concurrency"
-        )
-
-    # -- capacity -------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Hand free slots to waiters in arrival order, then open what the rest need."""
-        if self._closed:
-            return
-        assert self._loop is not None
-        now = self._loop.time()
-        while self._waiters:
-            session = self._pick(now)
-            if session is None:
-                break
-            waiter = self._waiters.popleft()
-            if waiter.done():
-                continue
-            self._reserve(session)
-            waiter.set_result(session)
-        if self._waiters:
-            self._grow(now)
-        self._schedule_maintenance(now)
-
-    def _grow(self, now: float) -> None:
-        per_session = self.borrowers_per_session
-        coming = (self._opening_connections + self._opening_sessions) * per_session
-        for conn in self._connections:
-            for session in conn.sessions:
-                if session.check is not None:
-                    coming += per_session - session.borrowers
-        unserved = len(self._waiters)
-        working = [c for c in self._connections if c.lendable]
-        if self._backoff_until > now and working:
-            return  # a recent attempt failed; the working connections serve meanwhile
-        while unserved > coming:
-            roomy = next(
-                (c for c in working if len(c.sessions) + c.opening_sessions < c.max_sessions),
-                None,
-            )
-            if roomy is not None:
-                roomy.opening_sessions += 1
-                self._opening_sessions += 1
-                self._spawn(self._open_session(roomy))
-            elif (
-                len(self._connections) + self._opening_connections < self.max_connections
-                and self._opening_connections < self.max_parallel_connects
-            ):
-                self._opening_connections += 1
-                self._spawn(self._open_connection())
-            else:
-                return
-            coming += per_session
-
-    async def _get_settings(self) -> ConnectionSettings:
-        if self._settings is not None:
-            return self._settings
-        if self._settings_task is None or self._settings_task.done():
-            # One read of the Airflow connection, shared by concurrent connection attempts; a
-            # failed read is not kept, the next attempt reads again.
-            self._settings_task = asyncio.ensure_future(
-                load_settings(
-                    None if self._connection_object is not None else self.conn_id,
-                    self._connection_object,
-                    no_host_key_check=self._no_host_key_check,
-                )
-            )
-            self._settings_task.add_done_callback(_retrieve)
-        settings = await asyncio.shield(self._settings_task)
-        self._settings = settings
-        return settings
-
-    async def _open_connection(self) -> None:
-        conn = _Connection(next(self._numbers), self.sessions_per_connection)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                settings = await self._get_settings()
-                opened = await open_connection(settings, functools.partial(self._on_lost, conn))
-                break
-            except asyncio.CancelledError:
-                self._opening_connections -= 1
-                raise
-            except Exception as exc:
-                error = exc if isinstance(exc, SFTPConnectError) else self._unexpected(exc)
-                self._connect_failures += 1
-                self._last_connect_error = error
-                if error.transient and attempt < CONNECT_ATTEMPTS and self._waiters and not self._closed:
-                    delay = CONNECT_RETRY_DELAYS[min(attempt, len(CONNECT_RETRY_DELAYS)) - 1]
-                    log.info("%s; retrying in %.2fs", error, delay)
-                    try:
-                        await asyncio.sleep(delay)
-                    except asyncio.CancelledError:
-                        self._opening_connections -= 1
-                        raise
-                    continue
-                self._opening_connections -= 1
-                self._connect_failed(error)
-                return
-        self._opening_connections -= 1
-        if self._closed:
-            opened.ssh.abort()
-            return
-        assert self._loop is not None
-        now = self._loop.time()
-        conn.ssh = opened.ssh
-        conn.created = conn.idle_since = now
-        conn.sessions.append(_Session(conn, opened.sftp, now))
-        self._connections.append(conn)
-        self._opened += 1
-        self._backoff = 0.0
-        self._backoff_until = 0.0
-        self._last_connect_error = None
-        log.debug("SFTPPool(%r): connection #%d open", self.conn_id, conn.number)
-        if opened.ssh.is_closed():
-            self._on_lost(conn, None)
-        self._dispatch()
-
-    def _unexpected(self, exc: Exception) -> SFTPConnectError:
-        if self._settings is None:
-            return SFTPConnectError(
-                f"SFTP connection {self.conn_id!r}: cannot read the connection: {type(exc).__name__}: {exc}",
-                conn_id=self.conn_id,
-            )
-        return connect_error(self._settings, exc, None)
-
-    def _connect_failed(self, error: SFTPConnectError) -> None:
-        assert self._loop is not None
-        if self._closed:
-            return
-        working = any(c.lendable for c in self._connections)
-        if not working and not self._opening_connections:
-            # Nothing else will serve the queue: every waiter learns why (its own copy, so that
-            # concurrent raises do not share one traceback).
-            waiters, self._waiters = self._waiters, collections.deque()
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(_copy_error(error))
-        else:
-            self._backoff = min(max(self._backoff * 2, BACKOFF_INITIAL), BACKOFF_MAX)
-            self._backoff_until = self._loop.time() + self._backoff
-            log.warning("%s; adding connections again in %.1fs at the earliest", error, self._backoff)
-        self._dispatch()
-
-    async def _open_session(self, conn: _Connection) -> None:
-        assert self._settings is not None and conn.ssh is not None
-        try:
-            sftp = await open_session(self._settings, conn.ssh)
-        except asyncio.CancelledError:
-            conn.opening_sessions -= 1
-            self._opening_sessions -= 1
-            raise
-        except SessionRefused as exc:
-            conn.opening_sessions -= 1
-            self._opening_sessions -= 1
-            # The server's MaxSessions: this connection has all the sessions it can get.
-            conn.max_sessions = max(1, len(conn.sessions))
-            log.info("%s; keeping %d session(s) on connection #%d", exc, conn.max_sessions, conn.number)
-        except Exception as exc:
-            conn.opening_sessions -= 1
-            self._opening_sessions -= 1
-            self._discard(conn, f"opening a session failed: {exc}")
-        else:
-            conn.opening_sessions -= 1
-            self._opening_sessions -= 1
-            if conn.closed or self._closed:
-                sftp.exit()
-            else:
-                assert self._loop is not None
-                conn.sessions.append(_Session(conn, sftp, self._loop.time()))
-        self._dispatch()
-
-    # -- health ---------------------------------------------------------------------------------
-
-    def _start_check(self, session: _Session) -> None:
-        if session.check is None and not session.closed and not self._closed:
-            session.check = self._spawn(self._health_check(session))
-
-    async def _health_check(self, session: _Session) -> None:
-        self._health_checks += 1
-        try:
-            await asyncio.wait_for(session.sftp.realpath("."), self.health_check_timeout)
-        except asyncio.CancelledError:
-            session.check = None
-            raise
-        except Exception as exc:
-            session.check = None
-            self._discard(session.conn, f"health check failed: {type(exc).__name__}: {exc}")
-        else:
-            session.check = None
-            assert self._loop is not None
-            session.verified_at = self._loop.time()
-            session.just_verified = True
-        self._dispatch()
-
-    def _on_lost(self, conn: _Connection, exc: Exception | None) -> None:
-        if not conn.closed and conn.ssh is not None:
-            self._discard(conn, f"connection lost ({exc or 'closed by the server'})")
-            self._dispatch()
-
-    def _discard(self, conn: _Connection, reason: str) -> None:
-        if conn.closed:
-            return
-        self._discarded += 1
-        log.info("SFTPPool(%r): dropping connection #%d: %s", self.conn_id, conn.number, reason)
-        self._close_connection(conn)
-
-    def _expire(self, conn: _Connection) -> None:
-        self._expired += 1
-        log.debug("SFTPPool(%r): closing connection #%d (idle or too old)", self.conn_id, conn.number)
-        self._close_connection(conn)
-
-    def _close_connection(self, conn: _Connection) -> None:
-        if conn.closed:
-            return
-        conn.closed = True
-        with contextlib.suppress(ValueError):
-            self._connections.remove(conn)
-        current = asyncio.current_task()
-        for session in conn.sessions:
-            session.closed = True
-            if session.check is not None and session.check is not current:
-                session.check.cancel()
-        if conn.ssh is not None:
-            conn.ssh.close()
-            self._closers.add(task := asyncio.ensure_future(_wait_closed(conn.ssh)))
-            task.add_done_callback(self._closers.discard)
-
-    # -- idle timeout and lifetime ----------------------------------------------------------------
-
-    def _schedule_maintenance(self, now: float) -> None:
-        due: float | None = None
-        for conn in self._connections:
-            if conn.retiring and not _busy(conn):
-                due = now  # retired while a check or a session open kept it: close it now
-            if self.max_lifetime is not None and not conn.retiring:
-                due = _earliest(due, conn.created + self.max_lifetime)
-            if self.idle_timeout is not None and conn.borrowers == 0:
-                due = _earliest(due, conn.idle_since + self.idle_timeout)
-        if self._waiters and self._backoff_until > now:
-            due = _earliest(due, self._backoff_until)
-        if due is None or (self._timer_at is not None and self._timer_at <= due):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        assert self._loop is not None
-        self._timer_at = due
-        self._timer = self._loop.call_at(due, self._maintain)
-
-    def _maintain(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        if self._closed:
-            return
-        assert self._loop is not None
-        now = self._loop.time()
-        for conn in list(self._connections):
-            if self.max_lifetime is not None and now - conn.created >= self.max_lifetime:
-                conn.retiring = True
-            if _busy(conn):
-                continue
-            idle_expired = self.idle_timeout is not None and now - conn.idle_since >= self.idle_timeout
-            if conn.retiring or idle_expired:
-                self._expire(conn)
-        self._dispatch()
-
-    # -- tasks ----------------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        assert self._loop is not None
-        task = self._loop.create_task(coro)
-        self._workers.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._workers.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("SFTPPool(%r): internal task failed", self.conn_id, exc_info=task.exception())
-
-
-async def _wait_closed(ssh: asyncssh.SSHClientConnection) -> None:
-    try:
-        await asyncio.wait_for(ssh.wait_closed(), CLOSE_TIMEOUT)
-    except (asyncio.TimeoutError, OSError, asyncssh.Error):
-        ssh.abort()
-
 
 async def _close_when_loop_ends(pool: SFTPPool) -> None:
     try:
@@ -864,39 +251,3 @@ async def _close_when_loop_ends(pool: SFTPPool) -> None:
     finally:
         # asyncio.run() cancels leftover tasks before closing the loop: close the pool then.
         await pool.aclose()
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    # Whoever awaited it saw the error; this keeps asyncio from reporting it as never retrieved.
-    if not task.cancelled():
-        task.exception()
-
-
-def _copy_error(error: SFTPConnectError) -> SFTPConnectError:
-    clone = copy.copy(error)
-    clone.__cause__ = error.__cause__
-    return clone
-
-
-def _busy(conn: _Connection) -> bool:
-    return bool(conn.borrowers or conn.opening_sessions or any(s.check for s in conn.sessions))
-
-
-def _earliest(current: float | None, candidate: float) -> float:
-    return candidate if current is None or candidate < current else current
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SFTPPoolUsageError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise SFTPPoolUsageError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _optional_seconds(name: str, value: object) -> float | None:
-    return None if value is None else _seconds(name, value)

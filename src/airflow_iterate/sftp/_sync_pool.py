@@ -29,8 +29,9 @@ from typing import Any
 import asyncssh
 import paramiko  # type: ignore[import-untyped]
 
-from ._connection import ConnectionSettings, FailureKind, failure, read_settings, settings_from_connection
+from ._error_map import FailureKind, failure
 from ._errors import SFTPConnectError, SFTPPoolClosedError, SFTPPoolUsageError
+from ._settings import ConnectionSettings, read_settings, settings_from_connection
 
 __all__ = ["SyncPoolStatistics", "SyncSFTPPool"]
 

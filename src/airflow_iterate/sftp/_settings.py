@@ -1,4 +1,4 @@
-"""Airflow ``sftp`` connections: reading them, connecting with asyncssh, and explaining failures.
+"""Airflow ``sftp`` connections, read into :class:`ConnectionSettings`.
 
 The connection is interpreted the way the sftp provider's hooks do it (``SFTPHook`` /
 ``SFTPHookAsync``), so a connection that works with them works here:
@@ -27,11 +27,9 @@ import asyncio
 import getpass
 import logging
 import os
-import socket
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import asyncssh
 import asyncssh.encryption
@@ -39,18 +37,11 @@ import asyncssh.encryption
 from ._errors import SFTPConnectError
 
 __all__ = [
+    "DEFAULT_KNOWN_HOSTS",
     "ConnectionSettings",
-    "FailureKind",
-    "OpenedConnection",
-    "SessionRefused",
-    "connect_error",
     "default_ciphers",
-    "failure",
     "load_settings",
-    "open_connection",
-    "open_session",
     "read_settings",
-    "reads_whole_files",
     "settings_from_connection",
 ]
 
@@ -58,8 +49,6 @@ log = logging.getLogger("airflow_iterate.sftp")
 
 DEFAULT_PORT = 22
 DEFAULT_CONNECT_TIMEOUT = 30.0
-#: keepalives let a silently dead connection (a NAT or firewall dropping state) fail on its own
-KEEPALIVE_INTERVAL = 30.0
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
@@ -284,251 +273,3 @@ def _parse_host_key(raw: str, fail: Callable[[str], SFTPConnectError]) -> asyncs
             f"the `host_key` extra is not a public key ({exc}); it must be '<type> <base64>' as in "
             "a known_hosts line without the host name (e.g. from `ssh-keyscan`, checked out of band)"
         ) from None
-
-
-# -- connecting ------------------------------------------------------------------------------------
-
-
-class SessionRefused(SFTPConnectError):
-    """The server would not open another channel on an established connection."""
-
-
-class _Client(asyncssh.SSHClient):
-    """Records the host key a server presented when it was not trusted; reports connection loss."""
-
-    def __init__(self, on_lost: Callable[[Exception | None], None] | None) -> None:
-        self.presented_host_key: asyncssh.SSHKey | None = None
-        self.on_lost = on_lost
-
-    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        # Only called for keys that are not trusted: keep it for the error message, trust nothing.
-        self.presented_host_key = key
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.on_lost is not None:
-            self.on_lost(exc)
-
-
-@dataclass
-class OpenedConnection:
-    ssh: asyncssh.SSHClientConnection
-    sftp: asyncssh.SFTPClient
-
-
-async def open_connection(
-    settings: ConnectionSettings, on_lost: Callable[[Exception | None], None] | None = None
-) -> OpenedConnection:
-    """Connect, log in and start one SFTP session; failures raise :class:`SFTPConnectError`.
-
-    ``on_lost`` is called (on the event loop) when the connection closes for any reason.
-    """
-    client = _Client(None)
-    options = asyncssh.SSHClientConnectionOptions(
-        username=settings.username,
-        password=settings.password,
-        client_keys=_client_keys(settings),
-        known_hosts=settings.known_hosts_arg(),
-        connect_timeout=settings.connect_timeout,
-        keepalive_interval=KEEPALIVE_INTERVAL,
-        encryption_algs=list(settings.ciphers or default_ciphers()),
-    )
-    try:
-        ssh = await asyncssh.connect(
-            settings.host, settings.port, client_factory=lambda: client, options=options
-        )
-    except Exception as exc:
-        raise connect_error(settings, exc, client.presented_host_key) from exc
-    try:
-        sftp = await open_session(settings, ssh)
-    except BaseException:
-        ssh.abort()
-        raise
-    client.on_lost = on_lost
-    if ssh.is_closed() and on_lost is not None:  # lost between the handshake and now
-        on_lost(None)
-    return OpenedConnection(ssh, sftp)
-
-
-async def open_session(
-    settings: ConnectionSettings, ssh: asyncssh.SSHClientConnection
-) -> asyncssh.SFTPClient:
-    """Open one more SFTP session (an SSH channel running the sftp subsystem) on ``ssh``."""
-    try:
-        sftp = await asyncio.wait_for(ssh.start_sftp_client(), settings.connect_timeout)
-    except asyncssh.ChannelOpenError as exc:
-        # Propagated as is: the pool tells "this connection has enough sessions" (OpenSSH's
-        # MaxSessions) apart from a broken connection.
-        raise SessionRefused(
-            f"{settings.describe()}: the server refused to open another SFTP session on a connection "
-            f"({exc.reason or exc}); OpenSSH allows MaxSessions (default 10) per connection",
-            conn_id=settings.conn_id,
-            transient=True,
-        ) from exc
-    except Exception as exc:
-        raise connect_error(settings, exc, None, opening_session=True) from exc
-    if _reads_whole_files(ssh, sftp):
-        _WHOLE_READ_SESSIONS.add(sftp)
-    return sftp
-
-
-# Sessions whose server answers a read of a regular file with everything up to the length asked for.
-_WHOLE_READ_SESSIONS: weakref.WeakSet[asyncssh.SFTPClient] = weakref.WeakSet()
-
-
-def _reads_whole_files(ssh: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient) -> bool:
-    # OpenSSH's sftp-server serves a read with one read(2) of at most its announced maximum read
-    # length, so a shorter answer is the end of the file. Other servers may answer less than asked
-    # anywhere in a file, and OpenSSH releases without the limits extension capped reads
-    # without saying so; neither qualifies. The extension is not public in asyncssh: without it, the
-    # attribute lookup fails safe.
-    server = str(ssh.get_extra_info("server_version") or "")
-    handler = getattr(sftp, "_handler", None)
-    return server.startswith("SSH-2.0-OpenSSH_") and getattr(handler, "_supports_limits", False) is True
-
-
-def reads_whole_files(sftp: asyncssh.SFTPClient) -> bool:
-    """Whether a read shorter than asked for, at any offset, means the file ended there."""
-    return sftp in _WHOLE_READ_SESSIONS
-
-
-def _client_keys(settings: ConnectionSettings) -> Any:
-    if settings.client_key is not None:
-        return [settings.client_key]
-    # () lets asyncssh use ~/.ssh keys and the agent, as the provider does; None disables keys.
-    return () if settings.look_for_keys else None
-
-
-def connect_error(
-    settings: ConnectionSettings,
-    exc: BaseException,
-    presented_host_key: asyncssh.SSHKey | None,
-    *,
-    opening_session: bool = False,
-) -> SFTPConnectError:
-    """An :class:`SFTPConnectError` for an asyncssh connection failure."""
-    if isinstance(exc, SFTPConnectError):
-        return exc
-    kind: FailureKind
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        kind = "host_key"
-    elif isinstance(exc, asyncssh.PermissionDenied):
-        kind = "login"
-    elif isinstance(exc, socket.gaierror):
-        kind = "resolve"
-    elif isinstance(exc, ConnectionRefusedError):
-        kind = "refused"
-    elif isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        kind = "timeout"
-    elif isinstance(exc, (asyncssh.ConnectionLost, ConnectionError)):
-        kind = "dropped"
-    elif isinstance(exc, asyncssh.DisconnectError):
-        kind = "dropped" if exc.code == asyncssh.DISC_CONNECTION_LOST else "handshake"
-    elif isinstance(exc, asyncssh.SFTPError):
-        kind = "subsystem"
-    elif isinstance(exc, OSError):
-        kind = "network"
-    else:
-        kind = "other"
-    return failure(settings, kind, exc, presented_host_key, opening_session=opening_session)
-
-
-FailureKind = Literal[
-    "host_key",
-    "login",
-    "resolve",
-    "refused",
-    "timeout",
-    "dropped",
-    "handshake",
-    "subsystem",
-    "network",
-    "other",
-]
-
-
-def failure(
-    settings: ConnectionSettings,
-    kind: FailureKind,
-    exc: BaseException,
-    presented_host_key: asyncssh.SSHKey | None = None,
-    *,
-    opening_session: bool = False,
-) -> SFTPConnectError:
-    """An :class:`SFTPConnectError` saying what went wrong and what to change (any SSH library)."""
-    where = settings.describe()
-    conn_id = settings.conn_id
-    if kind == "host_key":
-        return SFTPConnectError(_host_key_message(settings, presented_host_key, exc), conn_id=conn_id)
-    if kind == "login":
-        return SFTPConnectError(
-            f"{where}: the server refused the login of user {settings.username!r} with "
-            f"{settings.credentials()}; check the connection's login and its `private_key` / "
-            "`key_file` extra or password, and that the key is in the server's authorized_keys",
-            conn_id=conn_id,
-        )
-    if kind == "resolve":
-        return SFTPConnectError(
-            f"{where}: cannot resolve the host name {settings.host!r} ({exc}); fix the connection's host",
-            conn_id=conn_id,
-        )
-    if kind == "refused":
-        return SFTPConnectError(
-            f"{where}: connection refused by {settings.address}; is the SFTP server running, and are "
-            "the connection's host and port right?",
-            conn_id=conn_id,
-            transient=True,
-        )
-    if kind == "timeout":
-        step = "opening the SFTP session" if opening_session else "connecting"
-        return SFTPConnectError(
-            f"{where}: timed out after {settings.connect_timeout:g}s {step}; check that "
-            f"{settings.address} is reachable, or raise the `conn_timeout` extra",
-            conn_id=conn_id,
-            transient=True,
-        )
-    if kind == "dropped":
-        step = "the SFTP session start" if opening_session else "the SSH handshake"
-        return SFTPConnectError(
-            f"{where}: the server closed the connection during {step} ({exc or type(exc).__name__}); "
-            "it may be restarting or limiting concurrent connection attempts (OpenSSH MaxStartups)",
-            conn_id=conn_id,
-            transient=True,
-        )
-    if kind == "handshake":
-        return SFTPConnectError(f"{where}: the server ended the SSH handshake: {exc}", conn_id=conn_id)
-    if kind == "subsystem":
-        return SFTPConnectError(
-            f"{where}: the server would not start an SFTP session: {exc}; is its sftp subsystem enabled?",
-            conn_id=conn_id,
-        )
-    if kind == "network":
-        return SFTPConnectError(
-            f"{where}: cannot connect to {settings.address}: {exc}", conn_id=conn_id, transient=True
-        )
-    return SFTPConnectError(f"{where}: cannot connect: {type(exc).__name__}: {exc}", conn_id=conn_id)
-
-
-def _host_key_message(
-    settings: ConnectionSettings, presented: asyncssh.SSHKey | None, exc: BaseException
-) -> str:
-    where = settings.describe()
-    shown = (
-        f"{presented.get_algorithm()} host key {presented.get_fingerprint()}"
-        if presented is not None
-        else f"host key ({exc})"
-    )
-    if settings.host_key is not None:
-        return (
-            f"{where}: the server's {shown} does not match the `host_key` extra "
-            f"({settings.host_key.get_algorithm()} {settings.host_key.get_fingerprint()}). If the "
-            "server's key was replaced on purpose, put its new public key in `host_key`; otherwise "
-            "the connection may be intercepted"
-        )
-    source = settings.known_hosts or DEFAULT_KNOWN_HOSTS
-    return (
-        f"{where}: the server's {shown} is not trusted: it is not listed in {source}. Set "
-        "the connection's `host_key` extra to the server's public key ('<type> <base64>', e.g. from "
-        f"`ssh-keyscan -p {settings.port} {settings.host}`, verified out of band), add it to "
-        f"{source}, or turn checking off with the `no_host_key_check` extra (insecure)"
-    )

@@ -1,0 +1,149 @@
+"""Downloads: into memory, into a local directory, into Airflow object storage; one file or many.
+
+Local files are written under a temporary name and renamed, so a failed or cancelled download
+leaves no partial file behind; retrying a failed file is always safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import posixpath
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from .._core._validate import positive_int
+from ._errors import SFTPPoolUsageError, SFTPTransferError
+from ._many import DEFAULT_CONCURRENCY, TransferResult, run_many
+from ._pool import SFTPPool
+from ._remote import STREAM_THRESHOLD, on_server, read_file
+
+__all__ = ["download_bytes", "download_file", "download_many", "download_to_storage"]
+
+
+async def download_bytes(pool: SFTPPool, remote_path: str) -> bytes:
+    """The content of one remote file."""
+    return await on_server(pool, "download", remote_path, lambda sftp: read_file(sftp, remote_path))
+
+
+async def download_file(
+    pool: SFTPPool, remote_path: str, local_dir: str | os.PathLike[str], *, remote_root: str | None = None
+) -> Path:
+    """Download one file into ``local_dir``; returns the local path.
+
+    The file lands at ``local_dir/<its path relative to remote_root>`` (directories created), or
+    at ``local_dir/<its name>`` without ``remote_root``. It is written under a temporary name and
+    renamed, so a failure leaves nothing behind.
+    """
+    target = Path(local_dir) / _relative(remote_path, remote_root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
+
+    async def work(sftp: asyncssh.SFTPClient) -> None:
+        data = await read_file(sftp, remote_path, limit=STREAM_THRESHOLD)
+        if data is None:  # large: let asyncssh stream it with parallel reads
+            await sftp.get(remote_path, str(partial))
+        else:
+            partial.write_bytes(data)
+
+    try:
+        await on_server(pool, "download", remote_path, work)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return target
+
+
+async def download_to_storage(
+    pool: SFTPPool, remote_path: str, target: Any, *, remote_root: str | None = None
+) -> Any:
+    """Download one file to Airflow object storage; returns the ``ObjectStoragePath`` written.
+
+    ``target`` is an ``ObjectStoragePath`` naming a directory (``s3://bucket/in/``,
+    ``file:///data/in/``, ...); the file is written at ``target/<path relative to remote_root>``
+    (or ``target/<its name>``). The object store's client is synchronous, so the write runs in a
+    worker thread; the file passes through memory once.
+    """
+    destination = target.joinpath(*_relative(remote_path, remote_root).split("/"))
+    data = await download_bytes(pool, remote_path)
+    try:
+        await asyncio.to_thread(_write_object, destination, data)
+    except Exception as exc:
+        raise SFTPTransferError(
+            f"writing {remote_path!r} to {destination} failed: {type(exc).__name__}: {exc}",
+            operation="download",
+            path=remote_path,
+            conn_id=pool.conn_id,
+        ) from exc
+    return destination
+
+
+async def download_many(
+    pool: SFTPPool,
+    remote_paths: Iterable[str],
+    *,
+    to: Any = None,
+    remote_root: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Callable[[TransferResult], object] | None = None,
+) -> list[TransferResult]:
+    """Download many files, ``concurrency`` at a time; one result per file, in input order.
+
+    :param to: ``None`` keeps each file's bytes in its result's ``data``; a local directory
+        (``str`` / ``Path``) or an ``ObjectStoragePath`` receives the files as
+        :func:`download_file` / :func:`download_to_storage` would write them.
+    :param progress: called with each result as it completes (on the event loop; keep it quick).
+
+    Failed files have ``error`` set and do not stop the others; retry them by calling again with
+    ``[r.remote_path for r in results if not r.ok]``.
+    """
+    positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
+
+    if to is None:
+
+        async def one(path: str) -> TransferResult:
+            data = await download_bytes(pool, path)
+            return TransferResult(path, size=len(data), data=data)
+
+    elif isinstance(to, str) or (isinstance(to, os.PathLike) and not hasattr(to, "protocol")):
+        # (an ObjectStoragePath is path-like too on some Airflow versions: it has a protocol)
+
+        async def one(path: str) -> TransferResult:
+            local = await download_file(pool, path, to, remote_root=remote_root)
+            return TransferResult(path, local=str(local), size=local.stat().st_size)
+
+    else:
+
+        async def one(path: str) -> TransferResult:
+            written = await download_to_storage(pool, path, to, remote_root=remote_root)
+            return TransferResult(path, local=str(written))
+
+    return await run_many(
+        list(remote_paths), one, lambda path, exc: TransferResult(path, error=exc), concurrency, progress
+    )
+
+
+def _write_object(destination: Any, data: bytes) -> None:
+    # Object stores have no directories to create, and some refuse to; local paths need them.
+    with contextlib.suppress(Exception):
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(data)
+
+
+def _relative(remote_path: str, remote_root: str | None) -> str:
+    if remote_root is None:
+        name = posixpath.basename(remote_path.rstrip("/"))
+        if not name or name in (".", ".."):
+            raise SFTPPoolUsageError(f"cannot name a local file after the remote path {remote_path!r}")
+        return name
+    relative = posixpath.relpath(posixpath.normpath(remote_path), posixpath.normpath(remote_root))
+    if relative == "." or relative == ".." or relative.startswith("../"):
+        raise SFTPPoolUsageError(f"remote path {remote_path!r} is not under remote_root {remote_root!r}")
+    return relative
