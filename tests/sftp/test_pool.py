@@ -13,7 +13,7 @@ from devtools.sshd import SSHServer
 
 from airflow_iterate._core import ItemRunner, RunOptions
 from airflow_iterate.sftp import (
-    SFTPAcquireTimeout,
+    SFTPAcquireTimeoutError,
     SFTPPool,
     SFTPPoolClosedError,
     SFTPPoolUsageError,
@@ -301,7 +301,9 @@ def test_acquire_timeout_names_the_connection(conn_id: str) -> None:
     async def main() -> None:
         async with SFTPPool(conn_id, max_connections=1, borrowers_per_session=1) as pool:
             async with pool.client():
-                with pytest.raises(SFTPAcquireTimeout, match=rf"timed out after 0.2s .* {conn_id!r}") as info:
+                with pytest.raises(
+                    SFTPAcquireTimeoutError, match=rf"timed out after 0.2s .* {conn_id!r}"
+                ) as info:
                     async with pool.client(timeout=0.2):
                         pass
                 assert isinstance(info.value, TimeoutError)

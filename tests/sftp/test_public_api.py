@@ -10,7 +10,7 @@ import airflow_iterate.sftp as sftp
 PUBLIC = {
     "PoolStatistics",
     "RemoteFile",
-    "SFTPAcquireTimeout",
+    "SFTPAcquireTimeoutError",
     "SFTPConnectError",
     "SFTPConnectionLostError",
     "SFTPFileNotFoundError",
@@ -47,7 +47,7 @@ def test_every_error_is_an_iterate_error_and_catchable_as_the_builtin_it_means()
     assert issubclass(sftp.SFTPFileNotFoundError, FileNotFoundError)
     assert issubclass(sftp.SFTPPermissionError, PermissionError)
     assert issubclass(sftp.SFTPConnectionLostError, ConnectionError)
-    assert issubclass(sftp.SFTPAcquireTimeout, TimeoutError)
+    assert issubclass(sftp.SFTPAcquireTimeoutError, TimeoutError)
 
 
 def test_errors_survive_pickling() -> None:
@@ -57,3 +57,12 @@ def test_errors_survive_pickling() -> None:
     assert (str(copy), copy.path, copy.operation, copy.conn_id) == (str(error), "/a", "download", "c")
     connect = pickle.loads(pickle.dumps(sftp.SFTPConnectError("x", conn_id="c", transient=True)))
     assert (connect.conn_id, connect.transient) == ("c", True)
+
+
+def test_the_old_name_of_the_acquire_timeout_still_works_with_a_warning() -> None:
+    import pytest
+
+    with pytest.warns(DeprecationWarning, match="SFTPAcquireTimeoutError"):
+        old = sftp.SFTPAcquireTimeout
+    assert old is sftp.SFTPAcquireTimeoutError
+    assert sftp.SFTPAcquireTimeoutError.__module__ == "airflow_iterate.sftp"

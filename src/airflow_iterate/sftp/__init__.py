@@ -40,9 +40,13 @@ Layout::
 
 from __future__ import annotations
 
+import warnings as _warnings
+from typing import Any as _Any
+
+from .._public import present_as as _present_as
 from ._download import download_bytes, download_file, download_many, download_to_storage
 from ._errors import (
-    SFTPAcquireTimeout,
+    SFTPAcquireTimeoutError,
     SFTPConnectError,
     SFTPConnectionLostError,
     SFTPFileNotFoundError,
@@ -62,7 +66,7 @@ from ._upload import upload_file, upload_many
 __all__ = [
     "PoolStatistics",
     "RemoteFile",
-    "SFTPAcquireTimeout",
+    "SFTPAcquireTimeoutError",
     "SFTPConnectError",
     "SFTPConnectionLostError",
     "SFTPFileNotFoundError",
@@ -83,3 +87,20 @@ __all__ = [
     "upload_file",
     "upload_many",
 ]
+
+_present_as(__name__, globals(), __all__)
+
+#: old public names, still importable for a while
+_DEPRECATED = {"SFTPAcquireTimeout": "SFTPAcquireTimeoutError"}
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _DEPRECATED:
+        new = _DEPRECATED[name]
+        _warnings.warn(
+            f"airflow_iterate.sftp.{name} is deprecated; use {new} (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,6 @@ from ._settings import ConnectionSettings, default_ciphers, load_settings
 __all__ = [
     "Connector",
     "OpenedConnection",
-    "SessionRefused",
     "open_connection",
     "open_session",
     "reads_whole_files",
@@ -39,7 +38,7 @@ CONNECT_ATTEMPTS = 3
 CONNECT_RETRY_DELAYS = (0.25, 1.0)
 
 
-class SessionRefused(SFTPConnectError):
+class _SessionRefused(SFTPConnectError):
     """The server would not open another channel on an established connection."""
 
 
@@ -109,7 +108,7 @@ async def open_session(
     except asyncssh.ChannelOpenError as exc:
         # Propagated as is: the pool tells "this connection has enough sessions" (OpenSSH's
         # MaxSessions) apart from a broken connection.
-        raise SessionRefused(
+        raise _SessionRefused(
             f"{settings.describe()}: the server refused to open another SFTP session on a connection "
             f"({exc.reason or exc}); OpenSSH allows MaxSessions (default 10) per connection",
             conn_id=settings.conn_id,

@@ -6,7 +6,8 @@ Exception tree (all are :class:`airflow_iterate.IterateError`)::
     ├── SFTPConnectError           cannot connect: connection id not defined, server unreachable,
     │                              login refused, host key not trusted or changed, bad key in the
     │                              connection; the message names the connection id and what to fix
-    ├── SFTPAcquireTimeout         no client became free within ``acquire_timeout`` (also TimeoutError)
+    ├── SFTPAcquireTimeoutError    no client became free within ``acquire_timeout`` (also
+    │                              TimeoutError; ``SFTPAcquireTimeout`` is its deprecated name)
     ├── SFTPPoolClosedError        the pool was closed
     ├── SFTPPoolUsageError         wrong use: another event loop, bad arguments (also RuntimeError)
     └── SFTPTransferError          one file operation failed; names the operation, the file and the
@@ -22,7 +23,7 @@ from __future__ import annotations
 from .._core import IterateError
 
 __all__ = [
-    "SFTPAcquireTimeout",
+    "SFTPAcquireTimeoutError",
     "SFTPConnectError",
     "SFTPConnectionLostError",
     "SFTPFileNotFoundError",
@@ -55,7 +56,7 @@ class SFTPConnectError(SFTPPoolError):
         return (_rebuild_connect_error, (str(self), self.conn_id, self.transient))
 
 
-class SFTPAcquireTimeout(SFTPPoolError, TimeoutError):
+class SFTPAcquireTimeoutError(SFTPPoolError, TimeoutError):
     """No SFTP client became free within the pool's ``acquire_timeout``."""
 
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 import asyncssh
 
-from ._connect import Connector, SessionRefused, open_session
+from ._connect import Connector, _SessionRefused, open_session
 from ._error_map import is_transport_error
 from ._errors import SFTPPoolError
 from ._settings import ConnectionSettings
@@ -237,7 +237,7 @@ class ConnectionHolder:
         assert self.ssh is not None
         try:
             sftp = await open_session(settings, self.ssh)
-        except SessionRefused as exc:
+        except _SessionRefused as exc:
             # The server's MaxSessions: this connection has all the sessions it can get.
             self.max_sessions = max(1, len(self.sessions))
             log.info("%s; keeping %d session(s) on connection #%d", exc, self.max_sessions, self.number)

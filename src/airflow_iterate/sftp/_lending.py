@@ -22,7 +22,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ._connect import Connector
-from ._errors import SFTPAcquireTimeout, SFTPConnectError, SFTPPoolClosedError, SFTPPoolUsageError
+from ._errors import SFTPAcquireTimeoutError, SFTPConnectError, SFTPPoolClosedError, SFTPPoolUsageError
 from ._holders import CLOSE_TIMEOUT, ConnectionHolder, SessionHolder, SessionState
 from ._statistics import Counters, PoolStatistics
 
@@ -204,7 +204,7 @@ class Lender:
         session.release(exc, self._loop.time(), used=used)
         self._dispatch()
 
-    def _timeout_error(self, timeout: float | None) -> SFTPAcquireTimeout:
+    def _timeout_error(self, timeout: float | None) -> SFTPAcquireTimeoutError:
         s = self.statistics()
         message = (
             f"timed out after {timeout:g}s waiting for an SFTP client of connection {self.conn_id!r}: "
@@ -214,7 +214,7 @@ class Lender:
         )
         if self._connector.last_error is not None:
             message += f"; the last connection attempt failed: {self._connector.last_error}"
-        return SFTPAcquireTimeout(
+        return SFTPAcquireTimeoutError(
             message + "; raise acquire_timeout or max_connections, or lower the concurrency"
         )
 

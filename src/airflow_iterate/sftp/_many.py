@@ -74,7 +74,7 @@ async def run_many(
         return result
 
     runner: ItemRunner[str, TransferResult] = ItemRunner(
-        call, RunOptions(concurrency=concurrency, max_failures=None), is_async=True
+        call, RunOptions(concurrency=concurrency, max_failures=None, max_items=None), is_async=True
     )
     try:
         return await runner.arun(keys)

@@ -107,7 +107,7 @@ class SFTPPool(Lender):
     :param borrowers_per_session: borrowers sharing one SFTP session at once; each may have
         several requests in flight.
     :param acquire_timeout: seconds a borrower may wait for a client (including the time to
-        connect) before :class:`SFTPAcquireTimeout`; ``None`` waits forever. ``pool.client()``
+        connect) before :class:`SFTPAcquireTimeoutError`; ``None`` waits forever. ``pool.client()``
         can override it per call.
     :param idle_timeout: close a connection unused for this many seconds (``None``: never).
     :param max_lifetime: retire a connection this many seconds after it opened (``None``: never).

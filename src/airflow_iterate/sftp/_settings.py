@@ -114,10 +114,7 @@ def read_settings(conn_id: str, *, no_host_key_check: bool | None = None) -> Con
     """Fetch ``conn_id`` through the Airflow SDK and resolve it. Blocking: call it in a thread."""
     from airflow.sdk import BaseHook
 
-    try:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-    except ImportError:  # Airflow releases that kept it in airflow.exceptions only
-        from airflow.exceptions import AirflowNotFoundException
+    from .._airflow._compat import AirflowNotFoundException
 
     try:
         connection = BaseHook.get_connection(conn_id)
