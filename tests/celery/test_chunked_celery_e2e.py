@@ -59,7 +59,7 @@ def xcom(api: ApiClient, run_id: str, task_id: str, key: str = "return_value", m
 
 
 def checkpointed(deployment: AirflowDeployment, run_id: str, map_index: int) -> set[int]:
-    """Indexes (within the chunk) in the chunk's checkpoint, read from its task state store.
+    """Indexes (in the whole input) in the chunk's checkpoint, read from its task state store.
 
     Airflow 3.1 has no task state store: there the checkpoint is in the fallback directory under
     AIRFLOW_HOME, which both workers share on this one machine (as a shared mount would).
@@ -139,7 +139,7 @@ def test_chunks_spread_over_workers_and_survive_a_killed_worker(celery_deploymen
     # The chunk stops at its gate half-way; wait until that first half is in its checkpoint.
     deployment.wait_for(
         f"chunk {chunk}'s checkpoint to hold its first {GATE} items",
-        lambda: True if checkpointed(deployment, run_id, chunk) == set(range(GATE)) else None,
+        lambda: True if checkpointed(deployment, run_id, chunk) == set(first_half) else None,
         CHECKPOINT_TIMEOUT,
     )
     assert sorted(effects(deployment.home, chunk, 1)) == first_half
