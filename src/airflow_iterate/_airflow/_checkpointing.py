@@ -2,12 +2,15 @@
 
 ``context["task_state_store"]`` (Airflow 3.3+) survives task retries, whichever worker runs them.
 Without it, checkpoints go to ``$AIRFLOW_HOME/iterate-checkpoints`` (or the directory in
-``AIRFLOW_ITERATE_CHECKPOINT_DIR``), which helps only a retry that sees the same directory.
+``AIRFLOW_ITERATE_CHECKPOINT_DIR``), which helps only a retry that sees the same directory. A
+successful run deletes its own; those of runs that failed for good (kept so that clearing the task
+resumes it) are removed once they are a week old, when a task next opens a checkpoint there.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,11 @@ from ._compat import xcom_serde
 #: keys under the task instance's own state store; user keys never start with this
 NAMESPACE = "v1"
 CHECKPOINT_DIR_ENV = "AIRFLOW_ITERATE_CHECKPOINT_DIR"
+#: checkpoint files in the fallback directory older than this are of runs nobody will resume
+MAX_AGE_SECONDS = 7 * 24 * 3600
+#: every file of a checkpoint is named after its key, which starts with this
+_FILE_PREFIX = "airflow_iterate_"
+_pruned: set[Path] = set()
 
 
 def _serde() -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
@@ -46,6 +54,7 @@ def open_checkpoint(
         return checkpoint, "the task state store"
     ti = context["ti"]
     directory = fallback_directory()
+    _prune(directory, log)
     namespace = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
     log.warning(
         "This Airflow has no task state store (Airflow 3.3+); iterate checkpoints go to %s, which "
@@ -57,3 +66,25 @@ def open_checkpoint(
         Checkpoint(DirectoryStateStore(directory), namespace, encode=encode, decode=decode, extras=extras),
         str(directory),
     )
+
+
+def _prune(directory: Path, log: Any) -> None:
+    """Remove this package's checkpoint files older than :data:`MAX_AGE_SECONDS`, once per process."""
+    if directory in _pruned:
+        return
+    _pruned.add(directory)
+    cutoff = time.time() - MAX_AGE_SECONDS
+    removed = 0
+    try:
+        for path in directory.glob(f"{_FILE_PREFIX}*.json"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another task pruned it first
+                continue
+    except OSError as exc:  # pruning is housekeeping: the run goes on without it
+        log.warning("Could not prune old iterate checkpoints in %s: %s", directory, exc)
+        return
+    if removed:
+        log.info("Removed %d iterate checkpoint file(s) older than a week from %s", removed, directory)
