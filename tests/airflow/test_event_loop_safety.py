@@ -96,3 +96,31 @@ def test_a_blocked_event_loop_is_reported_in_the_task_log(capfd: pytest.CaptureF
     logs = "".join(capfd.readouterr())
     assert "The event loop was blocked for" in logs
     assert "test_event_loop_safety.py" in logs and "in careless" in logs
+
+
+def test_the_runs_own_checkpoint_writes_raise_no_false_warning(capfd: pytest.CaptureFixture[str]) -> None:
+    # Longer than checkpoint_interval, so the checkpoint is written during the run and deleted at
+    # its end; and a failing twin, whose checkpoint is written once more at its end. Both happen
+    # after the loop, on its thread: no item is blocked, and the log must not say one is.
+    with make_dag("checkpoint_after_the_loop") as dag:
+
+        @task
+        async def wait(n: int) -> int:
+            await asyncio.sleep(0.2)
+            return n
+
+        @task
+        async def fails(n: int) -> int:
+            await asyncio.sleep(0.2)
+            if n == 2:
+                raise ValueError("bad item")
+            return n
+
+        wait.iterate(n=list(range(4)), concurrency=1, checkpoint_interval=0.1)
+        fails.iterate(n=list(range(4)), concurrency=1, checkpoint_interval=0.1)
+
+    dag_run = run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    assert xcom(dag_run, "wait") == [0, 1, 2, 3]
+    assert "Iterate item failed: item 2" in logs
+    assert "was called on the event loop" not in logs

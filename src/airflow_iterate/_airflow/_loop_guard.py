@@ -8,6 +8,7 @@ replacement, and a ``DeadlockImminentError`` becomes an ordinary item error with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,14 @@ def describe(request: Any) -> tuple[str, str]:
     return call, replacement
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class _GuardedComms:
     def __init__(self, comms: Any, loop_thread: int, log: Any) -> None:
         self._comms = comms
@@ -48,7 +57,9 @@ class _GuardedComms:
         return getattr(self._comms, name)
 
     def send(self, msg: Any, *args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() != self._loop_thread:
+        if threading.get_ident() != self._loop_thread or not _loop_running():
+            # Another thread, or the loop's thread before or after the loop runs (the run's own
+            # last checkpoint write): nothing waits on this call.
             return self._comms.send(msg, *args, **kwargs)
         call, replacement = describe(msg)
         kind = type(msg).__name__
