@@ -24,7 +24,24 @@ from ._errors import (
 )
 from ._settings import DEFAULT_KNOWN_HOSTS, ConnectionSettings
 
-__all__ = ["FailureKind", "connect_error", "failure", "is_transport_error", "transfer_error"]
+__all__ = [
+    "FailureKind",
+    "UnusableFile",
+    "connect_error",
+    "failure",
+    "is_transport_error",
+    "transfer_error",
+]
+
+
+class UnusableFile(Exception):
+    """A file that cannot be transferred as it is (not a regular file, changed while it was read, a
+    local link in the way); the message says what, :func:`transfer_error` names the file.
+
+    Not an ``OSError`` nor an SFTP error: leaving a borrowed client with it says nothing about the
+    connection, which stays in use.
+    """
+
 
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     asyncssh.DisconnectError,  # includes ConnectionLost
@@ -192,6 +209,8 @@ def transfer_error(exc: BaseException, operation: str, path: str, conn_id: str) 
         cls, what = SFTPPermissionError, f"permission denied by the server ({exc.reason or exc})"
     elif is_transport_error(exc) or isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
         cls, what = SFTPConnectionLostError, f"the connection broke ({type(exc).__name__}: {exc}); retry it"
+    elif isinstance(exc, UnusableFile):
+        cls, what = SFTPTransferError, str(exc)
     elif isinstance(exc, asyncssh.SFTPError):
         cls, what = SFTPTransferError, f"the server answered: {exc.reason or exc} ({type(exc).__name__})"
     else:
