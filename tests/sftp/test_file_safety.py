@@ -32,7 +32,7 @@ from airflow_iterate.sftp import (
     download_many,
 )
 
-from ._util import eventually, with_pool
+from ._util import eventually, run, with_pool
 
 T = TypeVar("T")
 MiB = 1024 * 1024
@@ -260,6 +260,43 @@ def test_a_file_that_changes_size_while_it_is_read_is_an_error_naming_it(
         assert not isinstance(error, SFTPConnectionLostError)
         assert f"download of {str(log)!r}" in str(error) and "changed while it was read" in str(error)
     assert list(tmp_path.iterdir()) == []  # no partial file
+
+
+# -- cancelled opens ----------------------------------------------------------------------------
+
+
+def test_downloads_cancelled_while_opening_leave_no_handle_open_on_the_server(
+    own_sshd: SSHServer, make_proxy: Callable[..., DelayProxy], make_connection: Callable[..., str]
+) -> None:
+    """asyncssh drops the answer to a cancelled open: the server's handle must be closed anyway."""
+    wanted = own_sshd.data_dir / "wanted.xml"
+    wanted.write_bytes(b"<wanted/>")
+    proxy = make_proxy(own_sshd)
+    conn_id = make_connection(own_sshd, via=proxy)
+    count = 200
+
+    async def main() -> None:
+        async with SFTPPool(conn_id, max_connections=1, borrowers_per_session=count + 1) as pool:
+            assert await download_bytes(pool, str(wanted)) == b"<wanted/>"
+            await eventually(lambda: server_handles(own_sshd, wanted) == [], "the first download's close")
+            proxy.stall()  # every open from now on waits for its answer
+            try:
+                downloads = [asyncio.ensure_future(download_bytes(pool, str(wanted))) for _ in range(count)]
+                await eventually(lambda: pool.statistics().in_use == count, "every open is sent")
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                for download in downloads:
+                    download.cancel()
+                outcomes = await asyncio.gather(*downloads, return_exceptions=True)
+                assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+            finally:
+                proxy.resume()
+            # One more download on the same session: the server has handled every open before it.
+            assert await download_bytes(pool, str(wanted)) == b"<wanted/>"
+            await eventually(lambda: server_handles(own_sshd, wanted) == [], "the server's handles close")
+            assert pool.statistics().discarded == 0
+
+    run(main())
 
 
 # -- local links and name collisions (downloads) ------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "close_quietly",
     "in_background",
     "on_server",
+    "open_file",
     "read_file",
 ]
 
@@ -65,6 +66,36 @@ def in_background(request: Awaitable[None]) -> None:
     task.add_done_callback(_background.discard)
 
 
+async def open_file(
+    sftp: asyncssh.SFTPClient,
+    path: str,
+    mode: str,
+    *,
+    attrs: asyncssh.SFTPAttrs | None = None,
+    block_size: int = 0,
+) -> asyncssh.SFTPClientFile:
+    """``sftp.open()``, safe to cancel: a handle the server opens after its caller gave up is closed.
+
+    asyncssh drops the answer to a request whose caller was cancelled, so the server's handle would
+    stay open for the connection's life. Here the open runs on by itself, and closes what it opened
+    if nobody takes it. ``block_size=0``: each read or write is one request.
+    """
+    opening = asyncio.ensure_future(
+        sftp.open(path, mode, attrs or asyncssh.SFTPAttrs(), block_size=block_size)
+    )
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_orphan)
+        raise
+
+
+def _close_orphan(opening: asyncio.Future[asyncssh.SFTPClientFile]) -> None:
+    if opening.cancelled() or opening.exception() is not None:
+        return  # nothing was opened (the exception is retrieved: nobody else will)
+    in_background(close_quietly(opening.result()))
+
+
 async def read_file(
     sftp: asyncssh.SFTPClient, path: str, write: Callable[[int, bytes], object] | None = None
 ) -> Any:
@@ -79,8 +110,7 @@ async def read_file(
     Raises :class:`UnusableFile` for a file that is not a regular file or that changed size while
     it was read.
     """
-    # block_size=0: one read request per read, whatever the server answers (it may answer less)
-    f = await sftp.open(path, "rb", block_size=0)
+    f = await open_file(sftp, path, "rb")
     try:
         first_read = min(FIRST_READ, sftp.limits.max_read_len or FIRST_READ)
         if reads_whole_files(sftp):
