@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
+from airflow.sdk import ObjectStoragePath
 from devtools.delay_proxy import DelayProxy
 from devtools.sshd import SSHServer
 
@@ -329,3 +330,31 @@ def test_a_download_never_writes_through_a_local_link(conn_id: str, workdir: Pat
     assert sorted(p.name for p in outside.iterdir()) == ["report.xml"]
     assert sorted(p.name for p in local.iterdir()) == ["report.xml", "sub"]  # the links, as they were
     assert (local / "report.xml").is_symlink() and (local / "sub").is_symlink()
+
+
+def test_download_many_refuses_files_that_would_share_a_local_name(
+    conn_id: str, workdir: Path, tmp_path: Path
+) -> None:
+    for directory, content in (("a", b"a's"), ("b", b"b's"), ("c", b"c's")):
+        (workdir / directory).mkdir()
+        (workdir / directory / ("y.csv" if directory == "c" else "x.csv")).write_bytes(content)
+    paths = [str(workdir / "a" / "x.csv"), str(workdir / "b" / "x.csv"), str(workdir / "c" / "y.csv")]
+
+    async def work(pool: SFTPPool) -> tuple[list[Any], list[Any], list[Any]]:
+        flat = await download_many(pool, paths, to=tmp_path / "flat")
+        stored = await download_many(pool, paths, to=ObjectStoragePath(f"file://{tmp_path}/stored/"))
+        kept = await download_many(pool, paths, to=tmp_path / "tree", remote_root=str(workdir))
+        return flat, stored, kept
+
+    flat, stored, kept = with_pool(conn_id, work)
+    for results in (flat, stored):
+        assert [r.ok for r in results] == [False, False, True]
+        for result, other in ((results[0], paths[1]), (results[1], paths[0])):
+            assert isinstance(result.error, SFTPTransferError)
+            assert other in str(result.error) and "'x.csv'" in str(result.error)
+            assert "remote_root" in str(result.error)
+    assert sorted(p.name for p in (tmp_path / "flat").iterdir()) == ["y.csv"]
+    assert sorted(p.name for p in (tmp_path / "stored").iterdir()) == ["y.csv"]
+    assert all(r.ok for r in kept)
+    assert (tmp_path / "tree" / "a" / "x.csv").read_bytes() == b"a's"
+    assert (tmp_path / "tree" / "b" / "x.csv").read_bytes() == b"b's"

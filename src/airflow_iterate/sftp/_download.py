@@ -113,11 +113,16 @@ async def download_many(
         :func:`download_file` / :func:`download_to_storage` would write them.
     :param progress: called with each result as it completes (on the event loop; keep it quick).
 
+    Distinct remote files that would be written under the same local name (``a/x.csv`` and
+    ``b/x.csv`` without ``remote_root``) are not downloaded: each gets an error result naming the
+    others, and nothing is overwritten. ``remote_root`` keeps their directories apart.
+
     Failed files have ``error`` set and do not stop the others; retry them by calling again with
     ``[r.remote_path for r in results if not r.ok]``.
     """
     positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
     paths = list(remote_paths)
+    collisions: dict[str, str] = {}
 
     if to is None:
 
@@ -127,20 +132,55 @@ async def download_many(
 
     elif isinstance(to, str) or (isinstance(to, os.PathLike) and not hasattr(to, "protocol")):
         # (an ObjectStoragePath is path-like too on some Airflow versions: it has a protocol)
+        collisions = _collisions(paths, remote_root)
 
         async def one(path: str) -> TransferResult:
+            _refuse_collision(pool, path, collisions)
             local = await download_file(pool, path, to, remote_root=remote_root)
             return TransferResult(path, local=str(local), size=local.stat().st_size)
 
     else:
+        collisions = _collisions(paths, remote_root)
 
         async def one(path: str) -> TransferResult:
+            _refuse_collision(pool, path, collisions)
             written = await download_to_storage(pool, path, to, remote_root=remote_root)
             return TransferResult(path, local=str(written))
 
     return await run_many(
         paths, one, lambda path, exc: TransferResult(path, error=exc), concurrency, progress
     )
+
+
+def _collisions(paths: list[str], remote_root: str | None) -> dict[str, str]:
+    """Remote path -> what it collides with, for distinct remote files that would be written under
+    the same local name (``a/x.csv`` and ``b/x.csv`` without ``remote_root``)."""
+    by_name: dict[str, set[str]] = {}
+    for path in paths:
+        try:
+            name = _relative(path, remote_root)
+        except SFTPPoolUsageError:
+            continue  # that file fails on its own
+        by_name.setdefault(name, set()).add(posixpath.normpath(path))
+    colliding: dict[str, str] = {}
+    for path in paths:
+        try:
+            name = _relative(path, remote_root)
+        except SFTPPoolUsageError:
+            continue
+        others = sorted(by_name[name] - {posixpath.normpath(path)})
+        if others:
+            colliding[path] = (
+                f"it and {', '.join(repr(o) for o in others)} would be written to the same local "
+                f"file {name!r}; none of them was downloaded"
+                + ("" if remote_root is not None else " (pass remote_root to keep their directories)")
+            )
+    return colliding
+
+
+def _refuse_collision(pool: SFTPPool, path: str, collisions: dict[str, str]) -> None:
+    if path in collisions:
+        raise transfer_error(UnusableFile(collisions[path]), "download", path, pool.conn_id)
 
 
 def _local_target(local_dir: Path, relative: str) -> Path:
