@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncssh
 import psutil
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -31,6 +32,8 @@ from airflow_iterate.sftp import (
     download_bytes,
     download_file,
     download_many,
+    upload_file,
+    upload_many,
 )
 
 from ._util import eventually, run, with_pool
@@ -358,3 +361,107 @@ def test_download_many_refuses_files_that_would_share_a_local_name(
     assert all(r.ok for r in kept)
     assert (tmp_path / "tree" / "a" / "x.csv").read_bytes() == b"a's"
     assert (tmp_path / "tree" / "b" / "x.csv").read_bytes() == b"b's"
+
+
+# -- uploads: local links, permissions, servers without posix-rename ----------------------------
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_uploading_a_local_link_uploads_the_bytes_it_names(
+    conn_id: str, workdir: Path, tmp_path: Path, atomic: bool
+) -> None:
+    (tmp_path / "data").mkdir()
+    big, small = os.urandom(3 * MiB + 1), b"<small/>"
+    (tmp_path / "data" / "big.bin").write_bytes(big)
+    (tmp_path / "data" / "small.xml").write_bytes(small)
+    os.symlink("data/big.bin", tmp_path / "big-link")
+    os.symlink("data/small.xml", tmp_path / "small-link")
+    os.symlink("data/nowhere", tmp_path / "dangling")
+
+    async def work(pool: SFTPPool) -> list[Any]:
+        return await upload_many(
+            pool,
+            [
+                (tmp_path / "big-link", f"{workdir}/big.bin"),
+                (tmp_path / "small-link", f"{workdir}/small.xml"),
+                (tmp_path / "dangling", f"{workdir}/never.xml"),
+            ],
+            atomic=atomic,
+        )
+
+    results = with_pool(conn_id, work)
+    assert [r.ok for r in results] == [True, True, False]
+    assert [r.size for r in results[:2]] == [len(big), len(small)]
+    for name, content in (("big.bin", big), ("small.xml", small)):
+        assert not (workdir / name).is_symlink(), f"{name} arrived as a link"
+        assert (workdir / name).read_bytes() == content
+    assert isinstance(results[2].error, FileNotFoundError)  # the local error, as for a missing file
+    assert not os.path.lexists(workdir / "never.xml")
+    assert sorted(p.name for p in workdir.iterdir()) == ["big.bin", "small.xml"]
+
+
+def test_an_upload_keeps_the_permissions_of_the_file_it_replaces(
+    conn_id: str, workdir: Path, tmp_path: Path
+) -> None:
+    secret, shared = workdir / "secret.env", workdir / "shared.txt"
+    for path, mode in ((secret, 0o600), (shared, 0o664)):
+        path.write_bytes(b"old")
+        path.chmod(mode)  # (0o664 is wider than the server's umask lets a new file be)
+    local = tmp_path / "script.sh"
+    local.write_bytes(b"#!/bin/sh\n" + os.urandom(2 * MiB))
+    local.chmod(0o750)
+
+    async def work(pool: SFTPPool) -> None:
+        await upload_file(pool, b"TOKEN=new", str(secret))
+        await upload_file(pool, local, str(shared))  # the local file's mode does not matter here
+        for atomic in (True, False):  # new files: as the local file, or the server's default
+            await upload_file(pool, local, f"{workdir}/new-{atomic}.sh", atomic=atomic)
+            await upload_file(pool, b"x", f"{workdir}/new-{atomic}.txt", atomic=atomic)
+
+    with_pool(conn_id, work)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert secret.read_bytes() == b"TOKEN=new" and mode(secret) == 0o600
+    assert shared.read_bytes() == local.read_bytes() and mode(shared) == 0o664
+    assert mode(workdir / "new-True.sh") == mode(workdir / "new-False.sh") == 0o750
+    assert mode(workdir / "new-True.txt") == mode(workdir / "new-False.txt")
+    assert sorted(p.name for p in workdir.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("outcome", ["renamed", "rename-fails"])
+def test_without_posix_rename_an_atomic_upload_never_loses_the_old_file(
+    conn_id: str, workdir: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """A server without OpenSSH's posix-rename: the old file is renamed aside, never removed first.
+
+    The missing extension is a monkeypatched client method (OpenSSH always offers it); the failed
+    rename is real: the temporary file is gone from the server when the rename is asked for.
+    """
+    target = workdir / "feed.xml"
+    target.write_bytes(b"<old/>")
+    target.chmod(0o640)
+
+    async def no_posix_rename(self: asyncssh.SFTPClient, oldpath: Any, newpath: Any) -> None:
+        if outcome == "rename-fails":
+            Path(os.fsdecode(oldpath)).unlink()  # e.g. a clean-up job removing hidden files
+        raise asyncssh.SFTPOpUnsupported("posix-rename not supported")
+
+    monkeypatch.setattr(asyncssh.SFTPClient, "posix_rename", no_posix_rename)
+
+    async def work(pool: SFTPPool) -> BaseException | None:
+        try:
+            await upload_file(pool, b"<new/>", str(target))
+        except SFTPTransferError as exc:
+            return exc
+        return None
+
+    error = with_pool(conn_id, work)
+    if outcome == "renamed":
+        assert error is None
+        assert target.read_bytes() == b"<new/>" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    else:
+        assert isinstance(error, SFTPTransferError) and f"upload of {str(target)!r}" in str(error)
+        assert target.read_bytes() == b"<old/>", "the old file is gone"
+    assert sorted(p.name for p in workdir.iterdir()) == ["feed.xml"]
