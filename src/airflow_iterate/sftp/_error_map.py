@@ -187,6 +187,20 @@ def _host_key_message(
             "the connection may be intercepted"
         )
     source = settings.known_hosts or DEFAULT_KNOWN_HOSTS
+    if settings.lists_host():
+        name = settings.host if settings.port == 22 else f"[{settings.host}]:{settings.port}"
+        override = (
+            " (`no_host_key_check` accepts unlisted hosts only, as with SSHHook; "
+            "`allow_host_key_change: true` would accept any key)"
+            if settings.no_host_key_check
+            else ""
+        )
+        return (
+            f"{where}: the server's {shown} is not the key {source} lists for this host{override}. "
+            "If the server's key was replaced on purpose, replace its line in that file "
+            f"(`ssh-keygen -R '{name}' -f {source}`, then add the new "
+            "key, verified out of band); otherwise the connection may be intercepted"
+        )
     return (
         f"{where}: the server's {shown} is not trusted: it is not listed in {source}. Set "
         "the connection's `host_key` extra to the server's public key ('<type> <base64>', e.g. from "
