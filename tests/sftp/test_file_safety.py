@@ -130,16 +130,21 @@ def test_a_link_download_does_not_cost_a_concurrent_download_its_connection(
 
     async def work(pool: SFTPPool) -> None:
         transfer = asyncio.ensure_future(download_file(pool, str(workdir / "huge.bin"), tmp_path / "huge"))
-        await eventually(
-            lambda: (
-                transfer.done() or any(p.stat().st_size > 0 for p in (tmp_path / "huge").glob(".*.partial"))
-            ),
-            "the large download is under way",
-        )
-        assert not transfer.done(), "the large download finished before the link's: nothing was tested"
-        latest = await download_file(pool, str(workdir / "latest.bin"), tmp_path / "latest")
-        assert latest.read_bytes() == (workdir / "big.bin").read_bytes() and not latest.is_symlink()
-        assert (await transfer).read_bytes() == huge
+        try:
+            await eventually(
+                lambda: (
+                    transfer.done()
+                    or any(p.stat().st_size > 0 for p in (tmp_path / "huge").glob(".*.partial"))
+                ),
+                "the large download is under way",
+            )
+            assert not transfer.done(), "the large download finished before the link's: nothing was tested"
+            latest = await download_file(pool, str(workdir / "latest.bin"), tmp_path / "latest")
+            assert latest.read_bytes() == (workdir / "big.bin").read_bytes() and not latest.is_symlink()
+            assert (await transfer).read_bytes() == huge
+        finally:
+            transfer.cancel()
+            await asyncio.gather(transfer, return_exceptions=True)
         stats = pool.statistics()
         assert (stats.opened, stats.discarded) == (1, 0), stats
 
