@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from airflow_iterate.sftp import SFTPPool
 
 T = TypeVar("T")
 
@@ -22,6 +24,18 @@ def run(coro: Awaitable[T], *, timeout: float = RUN_TIMEOUT) -> T:
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())
+
+
+def with_pool(conn_id: str, work: Callable[[SFTPPool], Awaitable[T]], **options: Any) -> T:
+    """``work(pool)`` on a new pool, which has every client back at the end."""
+
+    async def main() -> T:
+        async with SFTPPool(conn_id, **options) as pool:
+            result = await work(pool)
+            assert pool.statistics().in_use == 0
+            return result
+
+    return run(main())
 
 
 async def eventually(condition: Callable[[], bool], what: str) -> None:

@@ -99,6 +99,41 @@ def test_no_host_key_check_must_be_explicit(
         connect(conn_id)
 
 
+def test_no_host_key_check_still_refuses_a_key_known_hosts_lists_differently(
+    sshd: SSHServer, make_connection: Callable[..., str], tmp_path: Path, connect: Any
+) -> None:
+    """As SSHHook: no_host_key_check accepts hosts known_hosts does not list, not changed keys."""
+    changed = tmp_path / "known_hosts"
+    listed = f"[{sshd.host}]:{sshd.port} {other_key()}\n"
+    changed.write_text(listed)
+    conn_id = make_connection(sshd, host_key=None, known_hosts=str(changed), no_host_key_check="true")
+    with pytest.raises(SFTPConnectError) as info:
+        connect(conn_id)
+    message = str(info.value)
+    assert conn_id in message and sshd.host_key.get_fingerprint() in message
+    assert f"is not the key {changed} lists for this host" in message and "allow_host_key_change" in message
+    assert not info.value.transient
+
+    # a host the file does not list, and the same host with its own key: accepted
+    other_hosts = tmp_path / "other_hosts"
+    other_hosts.write_text(f"[{sshd.host}]:{sshd.port + 1} {other_key()}\n")
+    connect(make_connection(sshd, host_key=None, known_hosts=str(other_hosts), no_host_key_check="true"))
+    right = tmp_path / "right_hosts"
+    right.write_text(f"[{sshd.host}]:{sshd.port} {sshd.host_public_key}\n")
+    connect(make_connection(sshd, host_key=None, known_hosts=str(right), no_host_key_check="true"))
+    # and, as with SSHHook, allow_host_key_change lets a changed key through
+    connect(
+        make_connection(
+            sshd,
+            host_key=None,
+            known_hosts=str(changed),
+            no_host_key_check="true",
+            allow_host_key_change="true",
+        )
+    )
+    assert changed.read_text() == listed  # never written to
+
+
 def test_refused_port(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
     class Closed:
         host = sshd.host

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Callable
 
@@ -528,6 +529,36 @@ def test_shared_pool_rejects_different_options(conn_id: str) -> None:
             SFTPPool.shared(conn_id, max_connections=3)
 
     run(main())
+
+
+def test_shared_pool_option_errors_show_no_secret(sshd: SSHServer) -> None:
+    """The SDK's Connection repr shows the password and the extras (private key included)."""
+    from airflow.sdk import Connection
+
+    from airflow_iterate.sftp._settings import settings_from_connection
+
+    connection = Connection(
+        conn_id="partner",
+        conn_type="sftp",
+        host=sshd.host,
+        port=sshd.port,
+        login="someone",
+        password="hunter2-password",
+        extra=json.dumps({"private_key": sshd.client_private_key, "host_key": sshd.host_public_key}),
+    )
+    key_line = sshd.client_private_key.splitlines()[1]
+
+    async def main() -> str:
+        SFTPPool.shared("partner", connection=connection)
+        with pytest.raises(SFTPPoolUsageError, match="same options") as info:
+            SFTPPool.shared("partner", connection=connection, max_connections=2)
+        return str(info.value)
+
+    message = run(main())
+    settings = settings_from_connection(connection)
+    for shown in (message, repr(settings), str(settings)):
+        assert "hunter2-password" not in shown and key_line not in shown, shown
+    assert "'partner'" in message and "max_connections=2" in message
 
 
 def test_iterate_engine_items_share_one_pool(conn_id: str, data: DataSet) -> None:

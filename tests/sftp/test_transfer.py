@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,20 +28,10 @@ from airflow_iterate.sftp import (
     upload_many,
 )
 
-from ._util import eventually, run
+from ._util import eventually, run, with_pool
 from .conftest import DATA_FILES, DataSet
 
 T = TypeVar("T")
-
-
-def with_pool(conn_id: str, work: Callable[[SFTPPool], Awaitable[T]], **options: Any) -> T:
-    async def main() -> T:
-        async with SFTPPool(conn_id, **options) as pool:
-            result = await work(pool)
-            assert pool.statistics().in_use == 0
-            return result
-
-    return run(main())
 
 
 def no_partial_files(directory: Path) -> bool:

@@ -43,15 +43,26 @@ class _SessionRefused(SFTPConnectError):
 
 
 class _Client(asyncssh.SSHClient):
-    """Records the host key a server presented when it was not trusted; reports connection loss."""
+    """Records the host key a server presented when it was not trusted; reports connection loss.
 
-    def __init__(self, on_lost: Callable[[Exception | None], None] | None) -> None:
+    With ``no_host_key_check`` (``settings.known_hosts_when_unchecked()`` set) it accepts the key
+    of a host the known_hosts file does not list; a host listed there with another key is
+    refused, as ``SSHHook`` does.
+    """
+
+    def __init__(
+        self, on_lost: Callable[[Exception | None], None] | None, settings: ConnectionSettings | None = None
+    ) -> None:
         self.presented_host_key: asyncssh.SSHKey | None = None
         self.on_lost = on_lost
+        self._settings = settings
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        # Only called for keys that are not trusted: keep it for the error message, trust nothing.
+        # Only called for keys that are not trusted: keep it for the error message.
         self.presented_host_key = key
+        settings = self._settings
+        if settings is not None and settings.known_hosts_when_unchecked() is not None:
+            return not settings.lists_host(addr)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -72,7 +83,7 @@ async def open_connection(
 
     ``on_lost`` is called (on the event loop) when the connection closes for any reason.
     """
-    client = _Client(None)
+    client = _Client(None, settings)
     options = asyncssh.SSHClientConnectionOptions(
         username=settings.username,
         password=settings.password,

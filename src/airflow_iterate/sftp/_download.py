@@ -1,7 +1,11 @@
 """Downloads: into memory, into a local directory, into Airflow object storage; one file or many.
 
-Local files are written under a temporary name and renamed, so a failed or cancelled download
-leaves no partial file behind; retrying a failed file is always safe.
+Every download reads the remote file through one handle (``_remote.read_file``): a remote link is
+followed by the server, as ``open()`` does, so the result is always a regular file with the bytes
+of the file the link names, never a link. Local files are written under a temporary name (created
+exclusively, never through a link) and renamed, so a failed or cancelled download leaves no
+partial file behind and retrying a failed file is always safe. A local link where a download
+would write (the file itself or a directory under ``local_dir``) is refused, never followed.
 """
 
 from __future__ import annotations
@@ -15,13 +19,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
 from .._core._validate import positive_int
+from ._error_map import UnusableFile, transfer_error
 from ._errors import SFTPPoolUsageError, SFTPTransferError
 from ._many import DEFAULT_CONCURRENCY, TransferResult, run_many
 from ._pool import SFTPPool
-from ._remote import STREAM_THRESHOLD, on_server, read_file
+from ._remote import on_server, read_file
 
 __all__ = ["download_bytes", "download_file", "download_many", "download_to_storage"]
 
@@ -38,21 +41,30 @@ async def download_file(
 
     The file lands at ``local_dir/<its path relative to remote_root>`` (directories created), or
     at ``local_dir/<its name>`` without ``remote_root``. It is written under a temporary name and
-    renamed, so a failure leaves nothing behind.
+    renamed, so a failure leaves nothing behind. A remote link gives a regular file with the bytes
+    of the file it names; a local link at the target or on the way to it is refused.
     """
-    target = Path(local_dir) / _relative(remote_path, remote_root)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
-
-    async def work(sftp: asyncssh.SFTPClient) -> None:
-        data = await read_file(sftp, remote_path, limit=STREAM_THRESHOLD)
-        if data is None:  # large: let asyncssh stream it with parallel reads
-            await sftp.get(remote_path, str(partial))
-        else:
-            partial.write_bytes(data)
-
+    relative = _relative(remote_path, remote_root)
     try:
-        await on_server(pool, "download", remote_path, work)
+        target = _local_target(Path(local_dir), relative)
+    except UnusableFile as exc:
+        raise transfer_error(exc, "download", remote_path, pool.conn_id) from None
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
+    # O_EXCL|O_NOFOLLOW: a new file of this download's own, whatever was planted under the name
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(partial, flags, 0o666)
+    try:
+        try:
+            await on_server(
+                pool,
+                "download",
+                remote_path,
+                lambda sftp: read_file(sftp, remote_path, lambda offset, data: os.pwrite(fd, data, offset)),
+            )
+        finally:
+            os.close(fd)
+        if target.is_symlink():  # appeared meanwhile
+            raise transfer_error(_link_in_the_way(target), "download", remote_path, pool.conn_id)
         os.replace(partial, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -101,10 +113,16 @@ async def download_many(
         :func:`download_file` / :func:`download_to_storage` would write them.
     :param progress: called with each result as it completes (on the event loop; keep it quick).
 
+    Distinct remote files that would be written under the same local name (``a/x.csv`` and
+    ``b/x.csv`` without ``remote_root``) are not downloaded: each gets an error result naming the
+    others, and nothing is overwritten. ``remote_root`` keeps their directories apart.
+
     Failed files have ``error`` set and do not stop the others; retry them by calling again with
     ``[r.remote_path for r in results if not r.ok]``.
     """
     positive_int("concurrency", concurrency, error=SFTPPoolUsageError)
+    paths = list(remote_paths)
+    collisions: dict[str, str] = {}
 
     if to is None:
 
@@ -114,19 +132,79 @@ async def download_many(
 
     elif isinstance(to, str) or (isinstance(to, os.PathLike) and not hasattr(to, "protocol")):
         # (an ObjectStoragePath is path-like too on some Airflow versions: it has a protocol)
+        collisions = _collisions(paths, remote_root)
 
         async def one(path: str) -> TransferResult:
+            _refuse_collision(pool, path, collisions)
             local = await download_file(pool, path, to, remote_root=remote_root)
             return TransferResult(path, local=str(local), size=local.stat().st_size)
 
     else:
+        collisions = _collisions(paths, remote_root)
 
         async def one(path: str) -> TransferResult:
+            _refuse_collision(pool, path, collisions)
             written = await download_to_storage(pool, path, to, remote_root=remote_root)
             return TransferResult(path, local=str(written))
 
     return await run_many(
-        list(remote_paths), one, lambda path, exc: TransferResult(path, error=exc), concurrency, progress
+        paths, one, lambda path, exc: TransferResult(path, error=exc), concurrency, progress
+    )
+
+
+def _collisions(paths: list[str], remote_root: str | None) -> dict[str, str]:
+    """Remote path -> what it collides with, for distinct remote files that would be written under
+    the same local name (``a/x.csv`` and ``b/x.csv`` without ``remote_root``)."""
+    by_name: dict[str, set[str]] = {}
+    for path in paths:
+        try:
+            name = _relative(path, remote_root)
+        except SFTPPoolUsageError:
+            continue  # that file fails on its own
+        by_name.setdefault(name, set()).add(posixpath.normpath(path))
+    colliding: dict[str, str] = {}
+    for path in paths:
+        try:
+            name = _relative(path, remote_root)
+        except SFTPPoolUsageError:
+            continue
+        others = sorted(by_name[name] - {posixpath.normpath(path)})
+        if others:
+            colliding[path] = (
+                f"it and {', '.join(repr(o) for o in others)} would be written to the same local "
+                f"file {name!r}; none of them was downloaded"
+                + ("" if remote_root is not None else " (pass remote_root to keep their directories)")
+            )
+    return colliding
+
+
+def _refuse_collision(pool: SFTPPool, path: str, collisions: dict[str, str]) -> None:
+    if path in collisions:
+        raise transfer_error(UnusableFile(collisions[path]), "download", path, pool.conn_id)
+
+
+def _local_target(local_dir: Path, relative: str) -> Path:
+    """``local_dir/relative``, its directories created; :class:`UnusableFile` when a local link is
+    in the way (under ``local_dir``), so that a download never writes outside ``local_dir``."""
+    local_dir.mkdir(parents=True, exist_ok=True)
+    current = local_dir
+    *directories, name = relative.split("/")
+    for part in directories:
+        current = current / part
+        if current.is_symlink():
+            raise _link_in_the_way(current)
+        with contextlib.suppress(FileExistsError):
+            current.mkdir()
+    target = current / name
+    if target.is_symlink():
+        raise _link_in_the_way(target)
+    return target
+
+
+def _link_in_the_way(path: Path) -> UnusableFile:
+    return UnusableFile(
+        f"the local path {str(path)!r} is a symbolic link; a download never writes through one "
+        "(remove it, or download into another directory)"
     )
 
 

@@ -24,7 +24,24 @@ from ._errors import (
 )
 from ._settings import DEFAULT_KNOWN_HOSTS, ConnectionSettings
 
-__all__ = ["FailureKind", "connect_error", "failure", "is_transport_error", "transfer_error"]
+__all__ = [
+    "FailureKind",
+    "UnusableFile",
+    "connect_error",
+    "failure",
+    "is_transport_error",
+    "transfer_error",
+]
+
+
+class UnusableFile(Exception):
+    """A file that cannot be transferred as it is (not a regular file, changed while it was read, a
+    local link in the way); the message says what, :func:`transfer_error` names the file.
+
+    Not an ``OSError`` nor an SFTP error: leaving a borrowed client with it says nothing about the
+    connection, which stays in use.
+    """
+
 
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     asyncssh.DisconnectError,  # includes ConnectionLost
@@ -170,6 +187,20 @@ def _host_key_message(
             "the connection may be intercepted"
         )
     source = settings.known_hosts or DEFAULT_KNOWN_HOSTS
+    if settings.lists_host():
+        name = settings.host if settings.port == 22 else f"[{settings.host}]:{settings.port}"
+        override = (
+            " (`no_host_key_check` accepts unlisted hosts only, as with SSHHook; "
+            "`allow_host_key_change: true` would accept any key)"
+            if settings.no_host_key_check
+            else ""
+        )
+        return (
+            f"{where}: the server's {shown} is not the key {source} lists for this host{override}. "
+            "If the server's key was replaced on purpose, replace its line in that file "
+            f"(`ssh-keygen -R '{name}' -f {source}`, then add the new "
+            "key, verified out of band); otherwise the connection may be intercepted"
+        )
     return (
         f"{where}: the server's {shown} is not trusted: it is not listed in {source}. Set "
         "the connection's `host_key` extra to the server's public key ('<type> <base64>', e.g. from "
@@ -192,6 +223,8 @@ def transfer_error(exc: BaseException, operation: str, path: str, conn_id: str) 
         cls, what = SFTPPermissionError, f"permission denied by the server ({exc.reason or exc})"
     elif is_transport_error(exc) or isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
         cls, what = SFTPConnectionLostError, f"the connection broke ({type(exc).__name__}: {exc}); retry it"
+    elif isinstance(exc, UnusableFile):
+        cls, what = SFTPTransferError, str(exc)
     elif isinstance(exc, asyncssh.SFTPError):
         cls, what = SFTPTransferError, f"the server answered: {exc.reason or exc} ({type(exc).__name__})"
     else:

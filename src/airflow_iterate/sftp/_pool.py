@@ -188,7 +188,8 @@ class SFTPPool(Lender):
             if options and options != pool._shared_options:
                 raise SFTPPoolUsageError(
                     f"the shared SFTPPool for {conn_id!r} on this event loop was created with options "
-                    f"{pool._shared_options!r}, not {options!r}; pass the same options everywhere"
+                    f"({_describe(pool._shared_options)}), not ({_describe(options)}); pass the same "
+                    "options everywhere"
                 )
             return pool
         pool = cls(conn_id, **options)
@@ -243,6 +244,20 @@ class SFTPPool(Lender):
         s = self.statistics()
         state = "closed" if self._closed else f"{s.connections} connection(s), {s.in_use} in use"
         return f"<SFTPPool {self.conn_id!r}: {state}>"
+
+
+def _describe(options: dict[str, Any]) -> str:
+    """Options for a message: numbers and flags as they are; a connection by its id, never its
+    repr (the SDK's shows the password and the extras, private key included)."""
+    shown = []
+    for name, value in sorted(options.items()):
+        if value is None or isinstance(value, (bool, int, float)):
+            shown.append(f"{name}={value!r}")
+        elif name == "connection":
+            shown.append(f"connection=<connection {getattr(value, 'conn_id', None)!r}>")
+        else:
+            shown.append(f"{name}=<{type(value).__name__}>")
+    return ", ".join(shown) or "none"
 
 
 async def _close_when_loop_ends(pool: SFTPPool) -> None:

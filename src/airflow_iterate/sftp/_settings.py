@@ -9,7 +9,9 @@ The connection is interpreted the way the sftp provider's hooks do it (``SFTPHoo
 * host key checking ON by default: the ``host_key`` extra (``"<type> <base64>"``; a bare base64 key
   means ssh-rsa) pins the server's key, otherwise the ``known_hosts`` extra or ``~/.ssh/known_hosts``
   must list it; ``no_host_key_check: true`` (or the deprecated ``ignore_hostkey_verification``)
-  turns checking off explicitly, and contradicts a ``host_key``;
+  turns checking off explicitly, and contradicts a ``host_key``. As with ``SSHHook``, it accepts
+  the key of a host the known_hosts file does not list, but a host listed there with another key
+  is still refused, unless ``allow_host_key_change: true`` is set too;
 * ``conn_timeout``: seconds allowed to connect (TCP, handshake and login together);
 * ``ciphers``: the ciphers to offer, in order of preference (a list, or names separated by commas),
   as ``SSHHook`` reads it. Without it AES-GCM comes first, then asyncssh's defaults: with the CPU's
@@ -72,6 +74,8 @@ class ConnectionSettings:
     #: an existing known_hosts file to check the server's key against, when no key is pinned
     known_hosts: str | None = None
     no_host_key_check: bool = False
+    #: with ``no_host_key_check``, accept a host that known_hosts lists with another key too
+    allow_host_key_change: bool = False
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     #: the ``ciphers`` extra; ``None``: :func:`default_ciphers`
     ciphers: tuple[str, ...] | None = None
@@ -94,9 +98,14 @@ class ConnectionSettings:
         return " and ".join(tried) or "no credentials at all"
 
     def known_hosts_arg(self) -> Any:
-        """The asyncssh ``known_hosts`` option: a pinned key, a file, or ``None`` (no checking)."""
+        """The asyncssh ``known_hosts`` option: a pinned key, a file, or ``None`` (no checking).
+
+        With ``no_host_key_check`` the known_hosts file is still given when there is one (unless
+        ``allow_host_key_change``): the client accepts the key of a host it does not list
+        (:meth:`lists_host`), a listed host must show a listed key.
+        """
         if self.no_host_key_check:
-            return None
+            return self.known_hosts_when_unchecked()
         if self.host_key is not None:
             # Lists of trusted host keys, CA keys and revoked keys: the pinned key is trusted for
             # this connection whatever name or port the server is reached by.
@@ -105,6 +114,23 @@ class ConnectionSettings:
             return self.known_hosts
         # No file to check against: trust nothing, so that the server's key is reported as untrusted.
         return ([], [], [])
+
+    def known_hosts_when_unchecked(self) -> str | None:
+        """With ``no_host_key_check``: the known_hosts file that still refuses a host's key when it
+        lists the host with another key; ``None``: any key is accepted."""
+        if not self.no_host_key_check or self.allow_host_key_change:
+            return None
+        return self.known_hosts
+
+    def lists_host(self, addr: str | None = None) -> bool:
+        """Whether the known_hosts file lists this host (with any key or CA)."""
+        if self.known_hosts is None:
+            return False
+        try:
+            matched = asyncssh.match_known_hosts(self.known_hosts, self.host, addr or self.host, self.port)
+        except (OSError, ValueError, asyncssh.Error):
+            return False
+        return bool(matched[0] or matched[1])
 
 
 # -- reading the Airflow connection (in a thread) -------------------------------------------------
@@ -229,6 +255,7 @@ def settings_from_connection(connection: Any, *, no_host_key_check: bool | None 
         host_key=host_key,
         known_hosts=known_hosts_file,
         no_host_key_check=skip_check,
+        allow_host_key_change=str(extra.get("allow_host_key_change", "false")).strip().lower() == "true",
         connect_timeout=connect_timeout,
         ciphers=ciphers,
     )

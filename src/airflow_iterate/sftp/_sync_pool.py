@@ -296,6 +296,11 @@ class SyncSFTPPool:
         policy = _RecordingRejectPolicy()
         if settings.no_host_key_check:
             ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # nosec B507 - asked for
+            # As SSHHook: a host the file lists with another key is still refused. (Loaded as
+            # "system" keys: paramiko never writes those back to the file.)
+            listed = settings.known_hosts_when_unchecked()
+            if listed is not None:
+                ssh.load_system_host_keys(listed)
         else:
             ssh.set_missing_host_key_policy(policy)
             if settings.host_key is not None:

@@ -1,12 +1,19 @@
-"""Uploads of local files or bytes, one or many; atomic (a temporary name, then a rename) by default."""
+"""Uploads of local files or bytes, one or many; atomic (a temporary name, then a rename) by default.
+
+What arrives on the server is always a regular file with the bytes uploaded: a local link is
+followed (its target's bytes are sent, as OpenSSH's ``sftp put`` does), never copied as a link. A
+file that replaces another keeps the old one's permissions; a new file gets the local file's
+(as ``sftp put`` sends them, the server's umask applying), or the server's default for bytes.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import logging
 import os
 import posixpath
+import stat
 import uuid
 import weakref
 from collections.abc import Callable, Iterable
@@ -20,7 +27,7 @@ from ._error_map import is_transport_error
 from ._errors import SFTPPoolUsageError
 from ._many import DEFAULT_CONCURRENCY, TransferResult, run_many
 from ._pool import SFTPPool
-from ._remote import STREAM_THRESHOLD, in_background, on_server
+from ._remote import STREAM_THRESHOLD, close_quietly, in_background, on_server, open_file
 
 __all__ = ["LocalSource", "upload_file", "upload_many"]
 
@@ -28,6 +35,9 @@ log = logging.getLogger("airflow_iterate.sftp")
 
 #: what an upload reads: a local path, or the bytes themselves
 LocalSource: TypeAlias = "str | os.PathLike[str] | bytes"
+
+#: a large local file is read and sent this much at a time (each piece with parallel writes)
+UPLOAD_CHUNK = 4 * 1024 * 1024
 
 
 async def upload_file(
@@ -37,8 +47,12 @@ async def upload_file(
 
     :param make_dirs: create the remote parent directories first (one more round trip or two).
     :param atomic: write a hidden temporary file next to ``remote_path`` and rename it over
-        ``remote_path`` once complete, so that nobody ever sees a partial file there (one more
-        round trip). A failed upload leaves the old file, if any, in place.
+        ``remote_path`` once complete, so that nobody ever sees a partial file there (two more
+        round trips: the old file's permissions, the rename). A failed upload leaves the old file,
+        if any, in place.
+
+    A local link is followed: its target's bytes are uploaded. A replaced file keeps its
+    permissions; a new one gets the local file's (the server's default for ``bytes``).
     """
     return await _upload(pool, source, remote_path, _DirectoryMaker() if make_dirs else None, atomic)
 
@@ -110,33 +124,70 @@ async def _upload(
 ) -> int:
     data: bytes | None
     local: Path | None = None
+    #: the permissions a new file is created with (None: the server's default)
+    mode: int | None = None
     if isinstance(source, bytes):
         data = source
     else:
         local = Path(os.fspath(source))
-        # Local errors (missing file, ...) are raised as they are: they name the local path.
-        data = local.read_bytes() if local.stat().st_size <= STREAM_THRESHOLD else None
+        # Local errors (missing file, ...) are raised as they are: they name the local path. A
+        # link is followed, as open() does: its target's bytes are sent, never the link.
+        status = local.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a directory, not a file to upload", str(local))
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file, cannot be uploaded", str(local))
+        mode = stat.S_IMODE(status.st_mode) & 0o777
+        data = local.read_bytes() if status.st_size <= STREAM_THRESHOLD else None
 
-    async def write(sftp: asyncssh.SFTPClient, path: str) -> int:
-        if data is None:
-            assert local is not None
-            await sftp.put(str(local), path)
-            return local.stat().st_size
-        async with sftp.open(path, "wb") as f:
-            await f.write(data, 0)
-        return len(data)
+    async def write(sftp: asyncssh.SFTPClient, path: str, permissions: int | None, exact: bool) -> int:
+        """Create (or truncate) ``path`` and write the content; ``exact``: set ``permissions`` on the
+        file as they are (the server's umask applies to those a file is created with)."""
+        attrs = asyncssh.SFTPAttrs(permissions=permissions) if permissions is not None else None
+        f = await open_file(sftp, path, "wb", attrs=attrs, block_size=-1)
+        # the permissions go together with the writes: no round trip of their own
+        setting = (
+            asyncio.ensure_future(_set_mode(f, permissions)) if exact and permissions is not None else None
+        )
+        try:
+            if data is not None:
+                await f.write(data, 0)
+                size = len(data)
+            else:
+                assert local is not None
+                size = await _write_local(f, local)
+            if setting is not None:
+                await setting
+        except BaseException:
+            if setting is not None:
+                setting.cancel()
+            in_background(close_quietly(f))
+            raise
+        await f.close()  # awaited: the rename below must come after the last write
+        return size
 
     async def work(sftp: asyncssh.SFTPClient) -> int:
-        if maker is not None:
-            await maker.ensure(sftp, posixpath.dirname(remote_path))
         if not atomic:
-            return await write(sftp, remote_path)
+            if maker is not None:
+                await maker.ensure(sftp, posixpath.dirname(remote_path))
+            return await write(sftp, remote_path, mode, exact=False)
         directory, name = posixpath.split(remote_path)
         temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.partial")
         leftovers = _leftovers.setdefault(pool, set())
+        # The file replaced keeps its permissions (as writing in place would): the temporary file
+        # is created with them, never looser, and given them exactly before the rename.
+        if maker is not None:
+            _, kept = await asyncio.gather(
+                maker.ensure(sftp, posixpath.dirname(remote_path)), _permissions(sftp, remote_path)
+            )
+        else:
+            kept = await _permissions(sftp, remote_path)
         try:
-            size = await write(sftp, temporary)
-            await _replace(sftp, temporary, remote_path)
+            if kept is not None:
+                size = await write(sftp, temporary, kept, exact=True)
+            else:
+                size = await write(sftp, temporary, mode, exact=False)
+            await _replace(sftp, temporary, remote_path, leftovers)
         except BaseException:
             # Not awaited: the borrower may be leaving because it was cancelled. When the
             # connection is gone, the pool's next successful upload removes the file.
@@ -150,15 +201,76 @@ async def _upload(
     return await on_server(pool, "upload", remote_path, work)
 
 
-async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str) -> None:
-    """Rename ``source`` over ``target``: atomically where the server can (OpenSSH's posix-rename)."""
+async def _write_local(f: asyncssh.SFTPClientFile, local: Path) -> int:
+    """Send a large local file a chunk at a time (each chunk with asyncssh's parallel writes)."""
+    offset = 0
+    with local.open("rb") as source:
+        while chunk := source.read(UPLOAD_CHUNK):
+            await f.write(chunk, offset)
+            offset += len(chunk)
+    return offset
+
+
+async def _permissions(sftp: asyncssh.SFTPClient, path: str) -> int | None:
+    """The permission bits of the file at ``path`` (a link followed), None when there is none."""
+    try:
+        attrs = await sftp.stat(path)
+    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+        return None
+    if attrs.permissions is None:
+        return None
+    return stat.S_IMODE(attrs.permissions) & 0o777
+
+
+async def _set_mode(f: asyncssh.SFTPClientFile, permissions: int) -> None:
+    try:
+        await f.chmod(permissions)
+    except asyncssh.SFTPOpUnsupported:  # the file keeps what it was created with: never looser
+        log.debug("the server cannot change a file's permissions; kept those it was created with")
+
+
+async def _replace(sftp: asyncssh.SFTPClient, source: str, target: str, leftovers: set[str]) -> None:
+    """Rename ``source`` over ``target``: atomically where the server can (OpenSSH's posix-rename).
+
+    Elsewhere SFTP's own rename refuses an existing target: the old file is renamed aside first
+    (briefly absent), and put back if the new one cannot take its place, so that a failure never
+    leaves neither of them.
+    """
     try:
         await sftp.posix_rename(source, target)
+        return
     except asyncssh.SFTPOpUnsupported:
-        # SFTP's own rename refuses an existing target: the old file goes first, briefly absent.
-        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-            await sftp.remove(target)
+        pass
+    directory, name = posixpath.split(target)
+    aside = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.old")
+    try:
+        await sftp.rename(target, aside)
+        moved = True
+    except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
+        moved = False  # nothing to replace
+    try:
         await sftp.rename(source, target)
+    except BaseException as exc:
+        if moved:
+            if isinstance(exc, asyncio.CancelledError):
+                in_background(_put_back(sftp, aside, target))
+            else:
+                await _put_back(sftp, aside, target)
+        raise
+    if moved:
+        await _remove_quietly(sftp, aside, leftovers)
+
+
+async def _put_back(sftp: asyncssh.SFTPClient, aside: str, target: str) -> None:
+    try:
+        await sftp.rename(aside, target)
+    except (asyncssh.Error, OSError) as exc:
+        log.warning(
+            "the upload to %s failed and its old file could not be put back: it is %s (%s)",
+            target,
+            aside,
+            exc,
+        )
 
 
 # Temporary files of failed uploads that could not be removed then, per pool: its next successful
