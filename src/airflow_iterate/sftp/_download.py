@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core._validate import positive_int
-from ._error_map import UnusableFile, transfer_error
+from ._error_map import _UnusableFile, transfer_error
 from ._errors import SFTPPoolUsageError, SFTPTransferError
 from ._many import DEFAULT_CONCURRENCY, TransferResult, run_many
 from ._pool import SFTPPool
@@ -47,7 +47,7 @@ async def download_file(
     relative = _relative(remote_path, remote_root)
     try:
         target = _local_target(Path(local_dir), relative)
-    except UnusableFile as exc:
+    except _UnusableFile as exc:
         raise transfer_error(exc, "download", remote_path, pool.conn_id) from None
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")
     # O_EXCL|O_NOFOLLOW: a new file of this download's own, whatever was planted under the name
@@ -180,11 +180,11 @@ def _collisions(paths: list[str], remote_root: str | None) -> dict[str, str]:
 
 def _refuse_collision(pool: SFTPPool, path: str, collisions: dict[str, str]) -> None:
     if path in collisions:
-        raise transfer_error(UnusableFile(collisions[path]), "download", path, pool.conn_id)
+        raise transfer_error(_UnusableFile(collisions[path]), "download", path, pool.conn_id)
 
 
 def _local_target(local_dir: Path, relative: str) -> Path:
-    """``local_dir/relative``, its directories created; :class:`UnusableFile` when a local link is
+    """``local_dir/relative``, its directories created; :class:`_UnusableFile` when a local link is
     in the way (under ``local_dir``), so that a download never writes outside ``local_dir``."""
     local_dir.mkdir(parents=True, exist_ok=True)
     current = local_dir
@@ -201,8 +201,8 @@ def _local_target(local_dir: Path, relative: str) -> Path:
     return target
 
 
-def _link_in_the_way(path: Path) -> UnusableFile:
-    return UnusableFile(
+def _link_in_the_way(path: Path) -> _UnusableFile:
+    return _UnusableFile(
         f"the local path {str(path)!r} is a symbolic link; a download never writes through one "
         "(remove it, or download into another directory)"
     )

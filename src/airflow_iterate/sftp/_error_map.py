@@ -26,7 +26,6 @@ from ._settings import DEFAULT_KNOWN_HOSTS, ConnectionSettings
 
 __all__ = [
     "FailureKind",
-    "UnusableFile",
     "connect_error",
     "failure",
     "is_transport_error",
@@ -34,7 +33,7 @@ __all__ = [
 ]
 
 
-class UnusableFile(Exception):
+class _UnusableFile(Exception):
     """A file that cannot be transferred as it is (not a regular file, changed while it was read, a
     local link in the way); the message says what, :func:`transfer_error` names the file.
 
@@ -223,7 +222,7 @@ def transfer_error(exc: BaseException, operation: str, path: str, conn_id: str) 
         cls, what = SFTPPermissionError, f"permission denied by the server ({exc.reason or exc})"
     elif is_transport_error(exc) or isinstance(exc, (ConnectionError, asyncio.TimeoutError)):
         cls, what = SFTPConnectionLostError, f"the connection broke ({type(exc).__name__}: {exc}); retry it"
-    elif isinstance(exc, UnusableFile):
+    elif isinstance(exc, _UnusableFile):
         cls, what = SFTPTransferError, str(exc)
     elif isinstance(exc, asyncssh.SFTPError):
         cls, what = SFTPTransferError, f"the server answered: {exc.reason or exc} ({type(exc).__name__})"

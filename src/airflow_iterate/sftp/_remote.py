@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from ._connect import reads_whole_files
-from ._error_map import UnusableFile, transfer_error
+from ._error_map import _UnusableFile, transfer_error
 from ._errors import SFTPPoolError
 from ._pool import SFTPPool
 
@@ -52,7 +52,7 @@ async def on_server(pool: SFTPPool, operation: str, path: str, work: Callable[[A
             return await work(sftp)
     except SFTPPoolError:
         raise
-    except (asyncssh.Error, OSError, asyncio.TimeoutError, UnusableFile) as exc:
+    except (asyncssh.Error, OSError, asyncio.TimeoutError, _UnusableFile) as exc:
         raise transfer_error(exc, operation, path, pool.conn_id) from exc
 
 
@@ -107,7 +107,7 @@ async def read_file(
     more to be sure of the end of the file. A larger file is read on through the same handle, and
     its size and modification time are checked again at the end.
 
-    Raises :class:`UnusableFile` for a file that is not a regular file or that changed size while
+    Raises :class:`_UnusableFile` for a file that is not a regular file or that changed size while
     it was read.
     """
     f = await open_file(sftp, path, "rb")
@@ -167,19 +167,19 @@ def _deliver(data: bytes, write: Callable[[int, bytes], object] | None) -> Any:
 
 
 def _regular_size(attrs: asyncssh.SFTPAttrs) -> int | None:
-    """The size of a regular file; :class:`UnusableFile` for anything else (a device, a pipe, ...)."""
+    """The size of a regular file; :class:`_UnusableFile` for anything else (a device, a pipe, ...)."""
     if attrs.permissions is not None:
         regular = stat.S_ISREG(attrs.permissions)
     else:
         regular = attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN)
     if not regular:
-        raise UnusableFile("it is not a regular file (a device, a pipe or a directory); only files are read")
+        raise _UnusableFile("it is not a regular file (a device, a pipe or a directory); only files are read")
     size: int | None = attrs.size
     return size
 
 
-def _changed(how: str) -> UnusableFile:
-    return UnusableFile(
+def _changed(how: str) -> _UnusableFile:
+    return _UnusableFile(
         f"the file changed while it was read ({how}); nothing was kept, retry once it is complete"
     )
 
@@ -190,7 +190,7 @@ async def _read_range(
     """Read bytes ``start`` to ``end`` of ``f``, ``READS_IN_FLIGHT`` requests at a time.
 
     A server may answer less than asked: the rest is asked for again. An answer of nothing before
-    ``end`` means the file is shorter than it was: :class:`UnusableFile`.
+    ``end`` means the file is shorter than it was: :class:`_UnusableFile`.
     """
     following = start
     again: list[tuple[int, int]] = []
