@@ -24,7 +24,7 @@ except ImportError:  # Airflow 3.1: the same from_dict/to_dict on the serialized
         SerializedDAG as DagSerialization,
     )
 
-__all__ = ["DagSerialization", "run_dag", "task_instances", "xcom"]
+__all__ = ["DagSerialization", "mapped_xcoms", "rendered_map_indexes", "run_dag", "task_instances", "xcom"]
 
 
 def run_dag(dag: DAG) -> DagRun:
@@ -56,3 +56,21 @@ def task_instances(dag_run: DagRun) -> list[tuple[str, int, str | None]]:
     with create_session() as session:
         rows = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
         return sorted((ti.task_id, ti.map_index, ti.state) for ti in rows)
+
+
+def mapped_xcoms(dag_run: DagRun, task_id: str, key: str = "return_value") -> list[Any]:
+    """The XCom ``key`` of every task instance of a mapped task, in map-index order."""
+    with create_session() as session:
+        rows = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
+        ).all()
+        return [XComModel.deserialize_value(row) for row in sorted(rows, key=lambda row: row.map_index)]
+
+
+def rendered_map_indexes(dag_run: DagRun, task_id: str) -> list[str | None]:
+    """The labels (rendered ``map_index_template``) of a task's instances, in map-index order."""
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter_by(
+            dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id
+        )
+        return [ti.rendered_map_index for ti in sorted(rows, key=lambda ti: ti.map_index)]

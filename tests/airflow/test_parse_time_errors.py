@@ -110,5 +110,7 @@ def test_only_task_functions_can_be_iterated(dag: Any) -> None:
         echo.iterate(word=["a"])
 
 
-def test_usage_errors_are_type_errors_like_expand_ones() -> None:
+def test_usage_errors_are_type_and_value_errors_like_expand_ones() -> None:
+    # .expand() raises TypeError for some mistakes and ValueError for others
     assert issubclass(IterateUsageError, TypeError)
+    assert issubclass(IterateUsageError, ValueError)

@@ -3,8 +3,9 @@
 Exception tree::
 
     IterateError                  base class: catch this to catch everything below
-    ├── IterateUsageError         wrong call to iterate()/iterate_kwargs() (also a TypeError);
-    │                             raised at DAG-parse time, before anything runs
+    ├── IterateUsageError         wrong call to iterate()/iterate_kwargs() (also a TypeError and a
+    │                             ValueError, as .expand() raises either); raised at DAG-parse
+    │                             time, before anything runs
     ├── IterateInputError         an input resolved at run time is not something to iterate over
     │                             (also a TypeError): None, an int, a dict where a list of dicts is
     │                             expected, ...; raised before the first item starts
@@ -44,8 +45,13 @@ class IterateError(Exception):
     """Base class of the errors raised by airflow-iterate."""
 
 
-class IterateUsageError(IterateError, TypeError):
-    """iterate()/iterate_kwargs() was called with arguments it cannot accept."""
+class IterateUsageError(IterateError, TypeError, ValueError):
+    """iterate()/iterate_kwargs() was called with arguments it cannot accept.
+
+    Both a TypeError and a ValueError: ``.expand()`` raises one or the other for the same
+    mistakes (an unknown argument; a value that is not a list, a context variable), so code that
+    catches either from ``.expand()`` catches it from ``.iterate()`` too.
+    """
 
 
 class IterateInputError(IterateError, TypeError):

@@ -1,0 +1,69 @@
+"""Parity with ``.expand()``: each case runs ``.expand()`` and ``.iterate()`` side by side in one DAG run.
+
+A DAG that works with ``.expand()`` works unchanged with ``.iterate()``: the same argument forms,
+the same values per item, the same errors at parse time. Where iterate deliberately differs (one
+task instance, no map index, parse-time refusals) the test asserts the documented difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG, BaseOperator, task
+
+import airflow_iterate  # noqa: F401  - adds .iterate() to operator partials
+from airflow_iterate import IterateUsageError
+from tests.airflow._dagrun import task_instances
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+def make_dag(dag_id: str, **kwargs: Any) -> DAG:
+    return DAG(dag_id, schedule=None, start_date=START, catchup=False, **kwargs)
+
+
+def states(dag_run: Any) -> dict[tuple[str, int], str | None]:
+    return {(task_id, map_index): state for task_id, map_index, state in task_instances(dag_run)}
+
+
+class Echo(BaseOperator):
+    template_fields = ("value",)
+
+    def __init__(self, *, value: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+
+    def execute(self, context: Any) -> Any:
+        return self.value
+
+
+# -- 8. error types ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [{"message": "hi"}, {"number": 1}, {"run_id": ["a", "b"]}, {"number": [1], "run_id": ["a"]}],
+    ids=repr,
+)
+def test_usage_errors_are_value_errors_where_expand_raises_value_error(arguments: dict[str, Any]) -> None:
+    @task
+    def show(message: str = "", number: int = 0, run_id: str = "") -> str:
+        return message
+
+    with make_dag("parity_errors"):
+        with pytest.raises(ValueError):
+            show.expand(**arguments)
+        with pytest.raises(ValueError) as iterated:
+            show.iterate(**arguments)
+    assert isinstance(iterated.value, IterateUsageError)
+    assert isinstance(iterated.value, TypeError)  # as before, for code that catches TypeError
+
+
+def test_operator_usage_errors_are_value_errors_where_expand_raises_value_error() -> None:
+    with make_dag("parity_operator_errors"):
+        with pytest.raises(ValueError, match="unexpected type 'int'"):
+            Echo.partial(task_id="expanded").expand(value=1)
+        with pytest.raises(ValueError, match="for keyword argument 'value'"):
+            Echo.partial(task_id="iterated").iterate(value=1)
