@@ -11,11 +11,11 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, BaseOperator, task
+from airflow.sdk import DAG, BaseOperator, TaskGroup, task
 
 import airflow_iterate  # noqa: F401  - adds .iterate() to operator partials
 from airflow_iterate import IterateUsageError
-from tests.airflow._dagrun import task_instances
+from tests.airflow._dagrun import mapped_xcoms, run_dag, task_instances, xcom
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
@@ -37,6 +37,26 @@ class Echo(BaseOperator):
 
     def execute(self, context: Any) -> Any:
         return self.value
+
+
+# -- 1. a classic operator in a task group -----------------------------------------------------
+
+
+def test_a_classic_operator_in_a_task_group_gets_the_group_prefix_once() -> None:
+    with make_dag("parity_task_group") as dag, TaskGroup("tg1"):
+        Echo.partial(task_id="expanded").expand(value=[1, 2])
+        Echo.partial(task_id="iterated").iterate(value=[1, 2])
+        with TaskGroup("inner"):
+            Echo.partial(task_id="iterated").iterate(value=[3])
+            Echo.partial(task_id="chunked").iterate(value=[4, 5], chunks=2)
+
+    assert {"tg1.expanded", "tg1.iterated", "tg1.inner.iterated", "tg1.inner.chunked.gather"} <= set(
+        dag.task_ids
+    )
+    dag_run = run_dag(dag)
+    assert xcom(dag_run, "tg1.iterated") == mapped_xcoms(dag_run, "tg1.expanded") == [1, 2]
+    assert xcom(dag_run, "tg1.inner.iterated") == [3]
+    assert xcom(dag_run, "tg1.inner.chunked.gather") == [4, 5]
 
 
 # -- 8. error types ----------------------------------------------------------------------------

@@ -242,6 +242,7 @@ def _build_classic(
         for key in ("task_id", "dag", "task_group", "start_date", "end_date")
         if key in operator_kwargs
     }
+    task_kwargs["task_id"] = _label_in_group(task_kwargs["task_id"], task_kwargs.get("task_group"))
     task_kwargs.update({k: v for k, v in operator_kwargs.items() if k in _BASE_OPERATOR_ARGS})
     item_kwargs = {k: v for k, v in operator_kwargs.items() if k not in _BASE_OPERATOR_ARGS}
     arguments: dict[str, Any] = dict(
@@ -257,6 +258,16 @@ def _build_classic(
         return build_chunked(_ClassicIterateOperator, arguments)
     operator = _ClassicIterateOperator(**arguments)
     return XComArg(operator)
+
+
+def _label_in_group(task_id: str, task_group: Any) -> str:
+    """The task id as written in the DAG: ``.partial()`` already prefixed it with its group's id.
+
+    The operator built from it adds the prefix itself (a mapped operator, which takes the id as
+    it is, does not), and a chunked task names its task group with it.
+    """
+    prefix = task_group.child_id("") if task_group is not None else ""
+    return task_id[len(prefix) :] if prefix and task_id.startswith(prefix) else task_id
 
 
 def install() -> None:
