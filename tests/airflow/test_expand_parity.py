@@ -59,6 +59,35 @@ def test_a_classic_operator_in_a_task_group_gets_the_group_prefix_once() -> None
     assert xcom(dag_run, "tg1.inner.chunked.gather") == [4, 5]
 
 
+# -- 2. iterating over params ------------------------------------------------------------------
+
+
+class ParamsEcho(BaseOperator):
+    template_fields = ("text",)
+
+    def __init__(self, *, text: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.text = text
+
+    def execute(self, context: Any) -> Any:
+        return [self.text, dict(context["params"]), dict(self.params)]
+
+
+def test_iterating_over_params_merges_them_with_the_partial_params() -> None:
+    with make_dag("parity_params", params={"d": "dag"}) as dag:
+        for task_id, method in (("expanded", "expand"), ("iterated", "iterate")):
+            text = "{{ params.a }}-{{ params.c }}"
+            partial = ParamsEcho.partial(task_id=task_id, text=text, params={"a": 1, "c": "partial"})
+            # every item sets "a": in dag.test() mapped instances share the partial's Param objects
+            getattr(partial, method)(params=[{"a": 2}, {"a": 10, "b": 3}])
+
+    dag_run = run_dag(dag)
+    expanded = mapped_xcoms(dag_run, "expanded")
+    merged = [{"d": "dag", "a": 2, "c": "partial"}, {"d": "dag", "a": 10, "c": "partial", "b": 3}]
+    assert expanded == [["2-partial", merged[0], merged[0]], ["10-partial", merged[1], merged[1]]]
+    assert xcom(dag_run, "iterated") == expanded
+
+
 # -- 8. error types ----------------------------------------------------------------------------
 
 

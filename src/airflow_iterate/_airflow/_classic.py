@@ -12,13 +12,14 @@ context. Values that came from XComs are never rendered (as with ``.expand()``):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from airflow.sdk import XComArg
 
 from .._core import IterateUsageError
-from ._compat import TaskDeferred, is_async_operator_class, render_templates
+from ._compat import TaskDeferred, is_async_operator_class, render_templates, task_params
 from ._inputs import DataMarks, ItemSource, resolve_xcoms
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
@@ -53,15 +54,25 @@ class OperatorItemInvoker:
 
     def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         owner = self._owner
+        params = owner.params
+        if "params" in item_kwargs:
+            # As a mapped operator does: the item's params update the partial's (a deep copy:
+            # updating a key updates its Param object in place, and other items share it).
+            item_kwargs = dict(item_kwargs)
+            params = copy.deepcopy(params)
+            params.update(item_kwargs.pop("params"))
         operator = owner.item_operator_class(
             task_id=owner.task_id,
             dag=owner.dag,
-            params=owner.params,
+            params=params,
             **self._kwargs,
             **item_kwargs,
             _airflow_from_mapped=True,  # not added to the DAG: this task stands for all of them
         )
-        context = item_context(self._context, index, self._sink, task=operator)
+        overrides: dict[str, Any] = {"task": operator}
+        if params is not owner.params:
+            overrides["params"] = task_params(self._context, operator)
+        context = item_context(self._context, index, self._sink, **overrides)
         data = set(self._static_data)
         data.update(self._data_marks.seen_ids(item_kwargs))
         render_templates(operator, context, data)

@@ -68,6 +68,7 @@ __all__ = [
     "set_supervisor_comms",
     "stats_module",
     "supervisor_comms",
+    "task_params",
     "validate_mapping_kwargs",
     "xcom_result_parts",
     "xcom_serde",
@@ -254,6 +255,18 @@ def render_templates(operator: Any, context: Any, data_ids: set[int]) -> None:
     operator._do_render_template_fields(
         operator, operator.template_fields, context, operator.get_template_env(), data_ids
     )
+
+
+def task_params(context: Any, operator: Any) -> dict[str, Any]:
+    """``context["params"]`` for ``operator``: the DAG's params, its own, the run's conf, validated.
+
+    What a mapped task instance's context holds once its operator is unmapped.
+    """
+    from airflow.sdk.definitions.param import process_params
+
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None)
+    return dict(process_params(operator.dag, operator, conf, suppress_exception=False))
 
 
 def redact(value: Any) -> Any:
