@@ -88,6 +88,59 @@ def test_iterating_over_params_merges_them_with_the_partial_params() -> None:
     assert xcom(dag_run, "iterated") == expanded
 
 
+# -- 3. a nested template object in .partial() -------------------------------------------------
+
+
+class Nested:
+    template_fields = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:  # how the DAG serializes it
+        return f"Nested({self.text!r})"
+
+
+class NestedOp(BaseOperator):
+    template_fields = ("nested", "value")
+
+    def __init__(self, *, nested: Nested, value: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.nested = nested
+        self.value = value
+
+    def execute(self, context: Any) -> str:
+        return f"{self.value}:{self.nested.text}"
+
+
+VALUES = ["a", "{{ ds }}", "c"]
+
+
+def test_a_nested_template_object_in_partial_is_rendered_per_item() -> None:
+    with make_dag("parity_nested") as dag:
+
+        @task
+        def listed(start: int, stop: int) -> list[str]:
+            return VALUES[start:stop]
+
+        template = "<{{ task.value }}>"
+        everything = listed(0, 3)
+        NestedOp.partial(task_id="iterated", nested=Nested(template)).iterate(value=everything)
+        # a literal item is shared by the rows of a cross product: each row renders its own copy
+        NestedOp.partial(task_id="product").iterate(value=everything, nested=[Nested(template)])
+        # dag.test() runs the instances of a mapped task in one process, sharing the partial's
+        # objects; deployed, each has a process of its own: one expand per item stands for that
+        for i in range(3):
+            part = listed.override(task_id=f"listed_{i}")(i, i + 1)
+            NestedOp.partial(task_id=f"expanded_{i}", nested=Nested(template)).expand(value=part)
+
+    dag_run = run_dag(dag)
+    expanded = [value for i in range(3) for value in mapped_xcoms(dag_run, f"expanded_{i}")]
+    # the template in .partial() renders per item; the value from the XCom is data, never rendered
+    assert expanded == ["a:<a>", "{{ ds }}:<{{ ds }}>", "c:<c>"]
+    assert xcom(dag_run, "iterated") == xcom(dag_run, "product") == expanded
+
+
 # -- 8. error types ----------------------------------------------------------------------------
 
 

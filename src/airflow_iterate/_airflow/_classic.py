@@ -7,7 +7,9 @@ the shared event loop for async-capable operators.
 
 Arguments here are not templated at the task level: XComArgs in them are resolved once, and
 Jinja strings written in the DAG are rendered by each item's operator, once, with that item's
-context. Values that came from XComs are never rendered (as with ``.expand()``): they are data.
+context; an object with template fields of its own is copied for each item first, as if the item
+had a process of its own. Values that came from XComs are never rendered (as with ``.expand()``):
+they are data.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class OperatorItemInvoker:
         context = item_context(self._context, index, self._sink, **overrides)
         data = set(self._static_data)
         data.update(self._data_marks.seen_ids(item_kwargs))
+        for field in operator.template_fields:
+            # Rendering changes nested template objects in place: each item renders its own copy.
+            value = getattr(operator, field, None)
+            copied = _own_copy(value, data)
+            if copied is not value:
+                setattr(operator, field, copied)
         render_templates(operator, context, data)
         return operator, context
 
@@ -93,6 +101,29 @@ class OperatorItemInvoker:
             return await operator.aexecute(context)
         except TaskDeferred as exc:
             raise _deferred(operator) from exc
+
+
+_IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
+
+
+def _own_copy(value: Any, data: set[int]) -> Any:
+    """One item's copy of a template field's value, sharing nothing that rendering changes.
+
+    Strings render into new strings and containers into new containers, but an object with its
+    own ``template_fields`` (or one an operator renders itself) is rendered in place: shared,
+    every item after the first would see the first item's values. Such objects are deep-copied;
+    values that came from XComs (``data``) are kept as they are, since they are never rendered.
+    """
+    if isinstance(value, _IMMUTABLE) or id(value) in data:
+        return value
+    if type(value) in (list, tuple, set):
+        return type(value)(_own_copy(element, data) for element in value)
+    if type(value) is dict:
+        return {key: _own_copy(element, data) for key, element in value.items()}
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # an object that cannot be copied stays shared, as it was
+        return value
 
 
 def _deferred(operator: Any) -> IterateUsageError:
