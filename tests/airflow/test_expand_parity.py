@@ -11,11 +11,11 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, BaseOperator, TaskGroup, task
+from airflow.sdk import DAG, BaseOperator, TaskGroup, get_current_context, task
 
 import airflow_iterate  # noqa: F401  - adds .iterate() to operator partials
 from airflow_iterate import IterateUsageError
-from tests.airflow._dagrun import mapped_xcoms, run_dag, task_instances, xcom
+from tests.airflow._dagrun import mapped_xcoms, rendered_map_indexes, run_dag, task_instances, xcom
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
@@ -139,6 +139,44 @@ def test_a_nested_template_object_in_partial_is_rendered_per_item() -> None:
     # the template in .partial() renders per item; the value from the XCom is data, never rendered
     assert expanded == ["a:<a>", "{{ ds }}:<{{ ds }}>", "c:<c>"]
     assert xcom(dag_run, "iterated") == xcom(dag_run, "product") == expanded
+
+
+# -- 4. map_index_template ---------------------------------------------------------------------
+
+
+class Named(BaseOperator):
+    def __init__(self, *, name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+
+    def execute(self, context: Any) -> str:
+        context["map_name"] = f"task1-{self.name}"
+        return self.name
+
+
+def test_map_index_template_labels_mapped_instances_and_never_fails_an_iterated_task() -> None:
+    with make_dag("parity_map_index_template") as dag:
+
+        @task(map_index_template="{{ map_name }}")
+        def named(name: str) -> str:
+            get_current_context()["map_name"] = f"task1-{name}"  # type: ignore[typeddict-unknown-key]
+            return name
+
+        named.override(task_id="task_expanded").expand(name=["a", "b"])
+        named.override(task_id="task_iterated").iterate(name=["a", "b"])
+        template = "{{ map_name }}"
+        Named.partial(task_id="op_expanded", map_index_template=template).expand(name=["a", "b"])
+        Named.partial(task_id="op_iterated", map_index_template=template).iterate(name=["a", "b"])
+        Named.partial(task_id="op_chunked", map_index_template=template).iterate(name=["a", "b"], chunks=2)
+
+    dag_run = run_dag(dag)
+    assert dag_run.state == "success"
+    for kind in ("task", "op"):
+        assert rendered_map_indexes(dag_run, f"{kind}_expanded") == ["task1-a", "task1-b"]
+        # one task instance for every item: it has no map index, so no label (not the last item's)
+        assert rendered_map_indexes(dag_run, f"{kind}_iterated") == [None]
+        assert xcom(dag_run, f"{kind}_iterated") == mapped_xcoms(dag_run, f"{kind}_expanded") == ["a", "b"]
+    assert xcom(dag_run, "op_chunked.gather") == ["a", "b"]
 
 
 # -- 8. error types ----------------------------------------------------------------------------

@@ -63,6 +63,10 @@ class IterateOperator(BaseOperator):
             self.custom_operator_name = operator_name
         # A list result is never unrolled into separate XComs, whatever the function's annotation.
         self.multiple_outputs = False
+        # map_index_template names the instances of a mapped task; this one task instance stands
+        # for every item and has no map index, so it has no label to render (an item's value in
+        # it would be undefined, and would fail a run whose items all succeeded).
+        self.map_index_template = None
 
     def _make_invoker(self, context: Any, sink: ItemXComs, items: ItemSource) -> Any:
         """The per-item callable (``invoker(index, item_kwargs)``, with an ``is_async`` flag)."""

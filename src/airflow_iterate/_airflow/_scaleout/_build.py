@@ -97,7 +97,9 @@ def build_chunked(
     )
 
     def shared(*extra: str) -> dict[str, Any]:
-        return {key: arguments[key] for key in (*_SHARED_ARGS, *extra) if key in arguments}
+        # No label from the DAG's default_args: an iterated task's map_index_template names items.
+        named = {key: arguments[key] for key in (*_SHARED_ARGS, *extra) if key in arguments}
+        return {**named, "map_index_template": None}
 
     plan = IteratePlanOperator(
         task_id=PLAN_TASK_ID,
@@ -110,6 +112,7 @@ def build_chunked(
         **shared(*_PLAN_ARGS),
     )
     chunk_arguments = {key: value for key, value in arguments.items() if key not in _GATHER_ONLY_ARGS}
+    chunk_arguments["map_index_template"] = None  # a chunk's items are no mapped instances to name
     if doc_md and "doc_md" not in chunk_arguments and "doc" not in chunk_arguments:
         chunk_arguments["doc_md"] = doc_md
     mapped = chunk_class.partial(task_id=CHUNKS_TASK_ID, dag=dag, task_group=group, **chunk_arguments).expand(
