@@ -179,6 +179,42 @@ def test_map_index_template_labels_mapped_instances_and_never_fails_an_iterated_
     assert xcom(dag_run, "op_chunked.gather") == ["a", "b"]
 
 
+# -- 5. one key of a multiple_outputs task -----------------------------------------------------
+
+
+def test_one_key_of_an_iterated_multiple_outputs_task_is_the_list_of_its_values() -> None:
+    with make_dag("parity_multiple_outputs") as dag:
+
+        @task(multiple_outputs=True)
+        def split(x: int) -> dict[str, int]:
+            return {"a": x, "b": x * 10}
+
+        @task
+        async def asplit(x: int) -> dict[str, int]:  # multiple_outputs from the annotation
+            return {"a": x, "b": x * 10}
+
+        @task
+        def collect(values: Any) -> list[Any]:
+            return list(values)
+
+        outputs = {
+            "expanded": split.override(task_id="split_expanded").expand(x=[1, 2, 3]),
+            "iterated": split.override(task_id="split_iterated").iterate(x=[1, 2, 3]),
+            "async": asplit.iterate(x=[1, 2, 3]),
+            "chunked": split.override(task_id="split_chunked").iterate(x=[1, 2, 3], chunks=2),
+        }
+        for name, output in outputs.items():
+            collect.override(task_id=f"{name}_a")(output["a"])
+            collect.override(task_id=f"{name}_all")(output)
+
+    dag_run = run_dag(dag)
+    for name in outputs:
+        assert xcom(dag_run, f"{name}_a") == [1, 2, 3], name
+        assert xcom(dag_run, f"{name}_all") == [{"a": x, "b": x * 10} for x in (1, 2, 3)], name
+    expanded_b = mapped_xcoms(dag_run, "split_expanded", key="b")
+    assert xcom(dag_run, "split_iterated", key="b") == expanded_b
+
+
 # -- 8. error types ----------------------------------------------------------------------------
 
 

@@ -25,7 +25,8 @@ from ._operator import _PythonIterateOperator
 from ._options import OPTION_NAMES, IterateOptions, IterateSettings
 from ._scaleout import build_chunked
 
-# PythonOperator arguments a @task may carry that have no per-item meaning in iterate().
+# PythonOperator arguments a @task may carry that have no per-item meaning in iterate()
+# (multiple_outputs is the decorator's own attribute, read from it).
 _IGNORED_PYTHON_ARGS = frozenset({"show_return_value_in_logs", "multiple_outputs"})
 _REFUSED_PYTHON_ARGS = {
     "templates_dict": "pass the values as arguments with .partial(...) instead",
@@ -221,6 +222,7 @@ def _build(
         python_callable=task.function,
         iterate_input=iterate_input,
         static_kwargs=static_kwargs,
+        item_multiple_outputs=bool(task.multiple_outputs),
         settings=settings,
         operator_name="@task.iterate",
         **operator_kwargs,

@@ -31,6 +31,28 @@ class ItemXComs:
         with self._lock:
             self._by_key.setdefault(key, {})[index] = value
 
+    def push_outputs(self, index: int, result: Any) -> Any:
+        """Push each key of a ``multiple_outputs`` result, as the task runner does for a task.
+
+        A result that is not a dict with str keys fails the item, with the task runner's words;
+        ``None`` pushes nothing. Returns ``result``.
+        """
+        if result is None:
+            return None
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f"Returned output was type {type(result)} expected dictionary for multiple_outputs"
+            )
+        for key in result:
+            if not isinstance(key, str):
+                raise TypeError(
+                    "Returned dictionary keys must be strings when using multiple_outputs, found "
+                    f"{key} ({type(key)}) instead"
+                )
+        for key, value in result.items():
+            self.push(index, key, value)
+        return result
+
     def of_item(self, index: int) -> dict[str, Any] | None:
         """What one item pushed (for its checkpoint), or None."""
         with self._lock:

@@ -184,7 +184,12 @@ class IterateOperator(BaseOperator):
 
 
 class _PythonIterateOperator(IterateOperator):
-    """Iterates a @task function: ``python_callable(**static_kwargs, **item_kwargs)`` per item."""
+    """Iterates a @task function: ``python_callable(**static_kwargs, **item_kwargs)`` per item.
+
+    With ``item_multiple_outputs`` (the function's ``multiple_outputs``) each item's dict result
+    is also unrolled: every key becomes one XCom, the list of that key's values in input order,
+    which is what ``.expand()`` gives for ``result["key"]``.
+    """
 
     # Literal items are templates, as .expand()'s are; values resolved from XComs are not rendered.
     template_fields = ("iterate_input", "static_kwargs")
@@ -197,14 +202,22 @@ class _PythonIterateOperator(IterateOperator):
         *,
         python_callable: Callable[..., Any],
         static_kwargs: Mapping[str, Any] | None = None,
+        item_multiple_outputs: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.python_callable = python_callable
         self.static_kwargs = dict(static_kwargs or {})
+        self.item_multiple_outputs = item_multiple_outputs
 
     def _make_invoker(self, context: Any, sink: ItemXComs, items: ItemSource) -> ItemInvoker:
-        return ItemInvoker(self.python_callable, self.static_kwargs, context, sink)
+        return ItemInvoker(
+            self.python_callable,
+            self.static_kwargs,
+            context,
+            sink,
+            multiple_outputs=self.item_multiple_outputs,
+        )
 
     def _target_name(self) -> str:
         return f"{getattr(self.python_callable, '__name__', 'the function')}()"

@@ -49,8 +49,11 @@ class ItemInvoker:
         static_kwargs: Mapping[str, Any],
         context: Mapping[str, Any],
         sink: ItemXComs,
+        *,
+        multiple_outputs: bool = False,
     ) -> None:
         self.function = function
+        self._multiple_outputs = multiple_outputs
         self._static = dict(static_kwargs)
         self._context = context
         self._sink = sink
@@ -81,4 +84,12 @@ class ItemInvoker:
 
     def __call__(self, index: int, item_kwargs: Mapping[str, Any]) -> Any:
         # Returns the coroutine for async functions: the runner awaits it on the shared loop.
-        return self.function(**self.kwargs_for(index, item_kwargs))
+        result = self.function(**self.kwargs_for(index, item_kwargs))
+        if not self._multiple_outputs:
+            return result
+        if self.is_async:
+            return self._push_outputs_when_done(index, result)
+        return self._sink.push_outputs(index, result)
+
+    async def _push_outputs_when_done(self, index: int, awaitable: Any) -> Any:
+        return self._sink.push_outputs(index, await awaitable)
