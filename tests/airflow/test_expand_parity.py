@@ -215,6 +215,73 @@ def test_one_key_of_an_iterated_multiple_outputs_task_is_the_list_of_its_values(
     assert xcom(dag_run, "split_iterated", key="b") == expanded_b
 
 
+# -- 6. a dict from an XCom repeating a .partial() argument ------------------------------------
+
+
+class Convert(BaseOperator):
+    def __init__(self, *, value: int, unit: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+        self.unit = unit
+
+    def execute(self, context: Any) -> str:
+        return f"{self.value}{self.unit}"
+
+
+def test_a_dict_from_an_xcom_repeating_a_partial_argument_fails_that_item_as_expand_kwargs_does() -> None:
+    with make_dag("parity_kwargs_duplicate") as dag:
+
+        @task
+        def rows() -> list[dict[str, Any]]:
+            return [{"value": 1}, {"value": 2, "unit": "cm"}, {"value": 3}]
+
+        @task
+        def convert(value: int, unit: str) -> str:
+            return f"{value}{unit}"
+
+        listed = rows()
+        convert.partial(unit="m").override(task_id="expanded").expand_kwargs(listed)
+        convert.partial(unit="m").override(task_id="iterated").iterate_kwargs(listed, max_failures=None)
+        Convert.partial(task_id="op_expanded", unit="m").expand_kwargs(listed)
+        Convert.partial(task_id="op_iterated", unit="m").iterate_kwargs(listed, max_failures=None)
+
+    dag_run = run_dag(dag)
+    by_ti = states(dag_run)
+    for prefix, reason in (("", "mapping already partial"), ("op_", "unmappable or already specified")):
+        assert [by_ti[f"{prefix}expanded", i] for i in range(3)] == ["success", "failed", "success"]
+        assert mapped_xcoms(dag_run, f"{prefix}expanded") == ["1m", "3m"]
+        # one task instance: the item fails (within max_failures here), the others ran
+        assert by_ti[f"{prefix}iterated", -1] == "success"
+        assert xcom(dag_run, f"{prefix}iterated") == ["1m", None, "3m"]
+        failures = xcom(dag_run, f"{prefix}iterated", key="iterate_failures")
+        assert [f["index"] for f in failures] == [1]
+        assert f"TypeError: {reason} argument: unit" in failures[0]["error"]
+
+
+# -- 7. a @task argument given both to .partial() and to the call ------------------------------
+
+
+def test_an_argument_in_partial_and_in_the_call_is_refused_with_how_to_port() -> None:
+    with make_dag("parity_partial_and_call") as dag:
+
+        @task
+        def convert(value: int, unit: str) -> str:
+            return f"{value}{unit}"
+
+        # expand parses, and the item's value wins over the partial's
+        convert.partial(unit="m").override(task_id="expanded").expand(value=[1], unit=["cm", "mm"])
+        with pytest.raises(IterateUsageError, match=r"remove 'unit' from \.partial\(\)"):
+            convert.partial(unit="m").override(task_id="iterated").iterate(value=[1], unit=["cm", "mm"])
+        # expand_kwargs fails such instances when they run (see above); iterate_kwargs at parse time
+        with pytest.raises(IterateUsageError, match=r"remove 'unit' from \.partial\(\) or from the dicts"):
+            convert.partial(unit="m").iterate_kwargs([{"value": 1, "unit": "cm"}])
+        # the port: the iterated values alone
+        convert.override(task_id="ported").iterate(value=[1], unit=["cm", "mm"])
+
+    dag_run = run_dag(dag)
+    assert xcom(dag_run, "ported") == mapped_xcoms(dag_run, "expanded") == ["1cm", "1mm"]
+
+
 # -- 8. error types ----------------------------------------------------------------------------
 
 

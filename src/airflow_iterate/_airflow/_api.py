@@ -16,7 +16,6 @@ from ._compat import (
     TaskDecorator,
     get_unique_task_id,
     is_python_task,
-    prevent_duplicates,
     validate_mapping_kwargs,
 )
 from ._inputs import IterateInput, KwargsInput, ProductInput
@@ -140,11 +139,7 @@ def _validate_names(task: TaskDecorator[Any, Any, Any], func: str, kwargs: dict[
         task._validate_arg_names(func, kwargs)  # type: ignore[arg-type]  # same rules as expand()
     except (TypeError, ValueError) as exc:
         raise IterateUsageError(str(exc)) from exc
-    already = set(task.kwargs.get("op_kwargs", {})).intersection(kwargs)
-    if already:
-        raise IterateUsageError(
-            f"{func}() got argument(s) already given to .partial(): {', '.join(sorted(already))}"
-        )
+    _refuse_repeated(func, task.kwargs.get("op_kwargs", {}), kwargs)
 
 
 def _operator_parameters(operator_class: type) -> set[str]:
@@ -173,17 +168,30 @@ def _validate_operator_names(partial: OperatorPartial, func: str, kwargs: dict[s
         validate_mapping_kwargs(partial.operator_class, "partial", kwargs)  # names only, as expand does
     except (TypeError, ValueError) as exc:
         raise IterateUsageError(str(exc).replace(".partial()", f".{func}()", 1)) from exc
-    try:
-        reason = f"{func}() got an argument already given to .partial()"
-        prevent_duplicates(partial.kwargs, kwargs, fail_reason=reason)
-    except TypeError as exc:
-        raise IterateUsageError(str(exc)) from exc
+    _refuse_repeated(func, partial.kwargs, kwargs)
     if partial.kwargs.get("deferrable") or partial.kwargs.get("start_from_trigger"):
         raise IterateUsageError(
             f"{partial.operator_class.__name__} is deferrable here, and deferring hands work to the "
             "triggerer; iterate() runs every item on the worker, concurrently: pass deferrable=False "
             "in .partial(...)"
         )
+
+
+def _refuse_repeated(func: str, fixed: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse an argument both fixed by ``.partial()`` and given per item, saying how to port.
+
+    ``.expand()`` refuses it for an operator, but lets a @task item's value win silently, and
+    ``.expand_kwargs()`` fails the task instances when they run; iterate refuses all at parse time.
+    """
+    repeated = sorted(set(fixed).intersection(kwargs))
+    if not repeated:
+        return
+    names = ", ".join(repr(name) for name in repeated)
+    if func == "iterate_kwargs":
+        fix = f"remove {names} from .partial() or from the dicts"
+    else:
+        fix = f"remove {names} from .partial(), since every item gives its own value"
+    raise IterateUsageError(f"{func}() got {names}, already given to .partial(): {fix}")
 
 
 def _require_iterable_argument(func: str, name: str, value: Any) -> None:
@@ -250,6 +258,7 @@ def _build_classic(
     arguments: dict[str, Any] = dict(
         item_operator_class=partial.operator_class,
         operator_kwargs=item_kwargs,
+        partial_arguments=sorted(operator_kwargs),
         iterate_input=iterate_input,
         settings=settings,
         operator_name=f"{partial.operator_class.__name__}.iterate",

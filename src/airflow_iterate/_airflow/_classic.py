@@ -15,7 +15,7 @@ they are data.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
 from airflow.sdk import XComArg
@@ -25,7 +25,7 @@ from ._compat import TaskDeferred, is_async_operator_class, render_templates, ta
 from ._inputs import DataMarks, ItemSource, resolve_xcoms
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
-from ._python import is_async_callable
+from ._python import is_async_callable, refuse_partial_arguments
 
 
 def is_async_operator(operator_class: type, static_kwargs: Mapping[str, Any]) -> bool:
@@ -52,10 +52,12 @@ class OperatorItemInvoker:
         self._kwargs = resolve_xcoms(owner.operator_kwargs, context, resolved)
         self._static_data = frozenset(resolved)
         self._data_marks = data_marks
+        self._partial_arguments = dict.fromkeys(owner.partial_arguments)
         self.is_async = is_async_operator(owner.item_operator_class, self._kwargs)
 
     def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         owner = self._owner
+        refuse_partial_arguments(self._partial_arguments, item_kwargs, "unmappable or already specified")
         params = owner.params
         if "params" in item_kwargs:
             # As a mapped operator does: the item's params update the partial's (a deep copy:
@@ -139,11 +141,18 @@ class _ClassicIterateOperator(IterateOperator):
     template_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
-        self, *, item_operator_class: type, operator_kwargs: Mapping[str, Any], **kwargs: Any
+        self,
+        *,
+        item_operator_class: type,
+        operator_kwargs: Mapping[str, Any],
+        partial_arguments: Collection[str] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.item_operator_class = item_operator_class
         self.operator_kwargs = dict(operator_kwargs)
+        #: every argument .partial() holds (task-level ones and defaults too): an item may not repeat one
+        self.partial_arguments = sorted(partial_arguments)
         # Not template fields (items render their own templates), so upstreams are set here.
         XComArg.apply_upstream_relationship(self, self.operator_kwargs)
         XComArg.apply_upstream_relationship(self, self.iterate_input)

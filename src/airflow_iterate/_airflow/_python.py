@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._compat import prevent_duplicates
 from ._item_context import ITERATE_INDEX_KEY, ItemTaskInstance, ItemXComs, item_context
 
 
@@ -33,6 +34,21 @@ def is_async_callable(function: Callable[..., Any]) -> bool:
         return True
     call = getattr(type(target), "__call__", None)  # noqa: B004 - the class attribute, not callable()
     return not inspect.isfunction(target) and call is not None and inspect.iscoroutinefunction(unwrap(call))
+
+
+def refuse_partial_arguments(
+    fixed: Mapping[str, Any], item_kwargs: Mapping[str, Any], fail_reason: str
+) -> None:
+    """Fail an item whose dict repeats an argument given to ``.partial()``, as ``.expand_kwargs()`` does.
+
+    A literal dict is refused at parse time; one from an XCom is only seen here. ``fail_reason``
+    is the words of the task runner's error, so the item fails with the message expand gives.
+    """
+    if fixed and not fixed.keys().isdisjoint(item_kwargs):
+        try:
+            prevent_duplicates(dict(fixed), item_kwargs, fail_reason=fail_reason)
+        except TypeError as exc:
+            raise TypeError(f"{exc} (remove it from .partial() or from the item's dict)") from None
 
 
 class ItemInvoker:
@@ -65,6 +81,7 @@ class ItemInvoker:
         self.is_async = is_async_callable(function)
 
     def kwargs_for(self, index: int, item_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        refuse_partial_arguments(self._static, item_kwargs, "mapping already partial")
         if self._takes_everything:
             merged = item_context(self._context, index, self._sink)
             merged.update(self._static)
