@@ -310,3 +310,35 @@ def test_operator_usage_errors_are_value_errors_where_expand_raises_value_error(
             Echo.partial(task_id="expanded").expand(value=1)
         with pytest.raises(ValueError, match="for keyword argument 'value'"):
             Echo.partial(task_id="iterated").iterate(value=1)
+
+
+# -- 9. log noise ------------------------------------------------------------------------------
+
+
+class Outer(BaseOperator):
+    """Calls another operator's execute itself: Airflow warns about that one, and still should."""
+
+    def __init__(self, *, value: int, nest: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+        self.nest = nest
+
+    def execute(self, context: Any) -> int:
+        if self.nest:
+            return int(Echo(task_id="inner_echo", value=self.value).execute(context))
+        return self.value
+
+
+def test_items_run_inside_the_task_runner_and_do_not_warn(capfd: pytest.CaptureFixture[str]) -> None:
+    with make_dag("parity_runner_warning") as dag:
+        Outer.partial(task_id="expanded").expand(value=[1, 2, 3])
+        Outer.partial(task_id="iterated").iterate(value=[1, 2, 3])
+        Outer.partial(task_id="nesting", nest=True).iterate(value=[7])
+
+    dag_run = run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    assert xcom(dag_run, "iterated") == mapped_xcoms(dag_run, "expanded") == [1, 2, 3]
+    assert "Outer.execute cannot be called outside of the Task Runner" not in logs
+    # only that warning is gone: an operator an item runs itself is still reported
+    assert xcom(dag_run, "nesting") == [7]
+    assert "Echo.execute cannot be called outside of the Task Runner" in logs

@@ -21,7 +21,13 @@ from typing import Any, ClassVar
 from airflow.sdk import XComArg
 
 from .._core import IterateUsageError
-from ._compat import TaskDeferred, is_async_operator_class, render_templates, task_params
+from ._compat import (
+    TaskDeferred,
+    called_by_task_runner,
+    is_async_operator_class,
+    render_templates,
+    task_params,
+)
 from ._inputs import DataMarks, ItemSource, resolve_xcoms
 from ._item_context import ItemXComs, item_context
 from ._operator import IterateOperator
@@ -93,7 +99,8 @@ class OperatorItemInvoker:
             return self._run_async(index, item_kwargs)
         operator, context = self._build(index, item_kwargs)
         try:
-            return operator.execute(context)
+            with called_by_task_runner(operator):
+                return operator.execute(context)
         except TaskDeferred as exc:
             raise _deferred(operator) from exc
 

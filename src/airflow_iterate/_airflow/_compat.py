@@ -11,8 +11,9 @@ first, then where Airflow 3.1 keeps them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -55,6 +56,7 @@ __all__ = [
     "TaskDecorator",
     "TaskDeferred",
     "TaskGroupContext",
+    "called_by_task_runner",
     "enable_async_tasks",
     "get_unique_task_id",
     "is_async_operator_class",
@@ -267,6 +269,27 @@ def task_params(context: Any, operator: Any) -> dict[str, Any]:
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None)
     return dict(process_params(operator.dag, operator, conf, suppress_exception=False))
+
+
+@contextlib.contextmanager
+def called_by_task_runner(operator: Any) -> Iterator[None]:
+    """Within it, ``operator.execute`` counts as called by the task runner, which it is for an item.
+
+    The Task SDK warns "<Op>.execute cannot be called outside of the Task Runner!" when an
+    operator's ``execute`` runs from another operator's; the task runner marks the operator it
+    runs in a context variable, and this marks an item's operator the same way (in the calling
+    thread's context only). An operator an item runs by itself is still reported.
+    """
+    try:
+        from airflow.sdk.bases.operator import ExecutorSafeguard
+    except ImportError:  # pragma: no cover - a Task SDK without the safeguard
+        yield
+        return
+    token = ExecutorSafeguard.tracker.set(operator)
+    try:
+        yield
+    finally:
+        ExecutorSafeguard.tracker.reset(token)
 
 
 def redact(value: Any) -> Any:
