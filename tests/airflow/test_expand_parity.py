@@ -17,6 +17,11 @@ import airflow_iterate  # noqa: F401  - adds .iterate() to operator partials
 from airflow_iterate import IterateUsageError
 from tests.airflow._dagrun import mapped_xcoms, rendered_map_indexes, run_dag, task_instances, xcom
 
+try:
+    from airflow.sdk.exceptions import AirflowSkipException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowSkipException  # type: ignore[no-redef]
+
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
@@ -342,3 +347,270 @@ def test_items_run_inside_the_task_runner_and_do_not_warn(capfd: pytest.CaptureF
     # only that warning is gone: an operator an item runs itself is still reported
     assert xcom(dag_run, "nesting") == [7]
     assert "Echo.execute cannot be called outside of the Task Runner" in logs
+
+
+# -- 10. argument forms: literals, XComs, the cross product ------------------------------------
+
+
+def test_literal_and_xcom_arguments_give_the_same_items_in_the_same_order() -> None:
+    with make_dag("parity_forms") as dag:
+
+        @task
+        def listed() -> list[str]:
+            return ["x", "y"]
+
+        @task
+        def show(a: Any, b: Any, c: Any = "-") -> str:
+            return f"{a}|{b}|{c}"
+
+        xs = listed()
+        forms: dict[str, dict[str, Any]] = {
+            "lists": {"a": [1, 2], "b": ["p", "q", "r"]},
+            "tuple_dict": {"a": (1, 2), "b": {"k1": "v1", "k2": "v2"}},  # a dict: (key, value) pairs
+            "xcoms": {"a": xs, "b": [1, 2], "c": xs},  # the last argument varies fastest
+            "one_item": {"a": ["only"], "b": [None]},
+        }
+        for name, arguments in forms.items():
+            show.override(task_id=f"{name}_expanded").expand(**arguments)
+            show.override(task_id=f"{name}_iterated").iterate(**arguments)
+            Echo.partial(task_id=f"{name}_op_expanded").expand(value=arguments["a"])
+            Echo.partial(task_id=f"{name}_op_iterated").iterate(value=arguments["a"])
+
+    dag_run = run_dag(dag)
+    for name in forms:
+        for kind in ("", "op_"):
+            expanded = mapped_xcoms(dag_run, f"{name}_{kind}expanded")
+            assert xcom(dag_run, f"{name}_{kind}iterated") == expanded, (name, kind)
+    assert xcom(dag_run, "xcoms_iterated")[:3] == ["x|1|x", "x|1|y", "x|2|x"]
+
+
+def test_map_zip_and_concat_inputs_give_the_same_items() -> None:
+    with make_dag("parity_xcom_arg_ops") as dag:
+
+        @task
+        def numbers() -> list[int]:
+            return [1, 2, 3]
+
+        @task
+        def letters() -> list[str]:
+            return ["a", "b"]
+
+        @task
+        def show(v: Any) -> str:
+            return f"<{v!r}>"
+
+        ns, ls = numbers(), letters()
+        inputs = {
+            "map": ns.map(lambda n: n * 10),
+            "zip": ns.zip(ls),
+            "zip_fill": ns.zip(ls, fillvalue="?"),
+            "concat": ns.concat(ls),
+            "map_zip": ns.zip(ls).map(lambda pair: f"{pair[0]}{pair[1]}"),
+        }
+        for name, value in inputs.items():
+            show.override(task_id=f"{name}_expanded").expand(v=value)
+            show.override(task_id=f"{name}_iterated").iterate(v=value)
+
+    dag_run = run_dag(dag)
+    for name in inputs:
+        assert xcom(dag_run, f"{name}_iterated") == mapped_xcoms(dag_run, f"{name}_expanded"), name
+    assert xcom(dag_run, "zip_fill_iterated") == ["<(1, 'a')>", "<(2, 'b')>", "<(3, '?')>"]
+
+
+def test_expand_kwargs_shapes_give_the_same_items() -> None:
+    with make_dag("parity_kwargs_shapes") as dag:
+
+        @task
+        def rows() -> list[dict[str, Any]]:
+            return [{"value": 1, "unit": "m"}, {"value": 2, "unit": "cm"}]
+
+        @task
+        def row(value: int) -> dict[str, Any]:
+            return {"value": value, "unit": "km"}
+
+        @task
+        def numbers() -> list[int]:
+            return [7, 8]
+
+        @task
+        def convert(value: int, unit: str = "mm") -> str:
+            return f"{value}{unit}"
+
+        shapes: dict[str, Any] = {
+            "literal": [{"value": 1}, {"value": 2, "unit": "cm"}],
+            "xcom": rows(),
+            "elements": [row(5), {"value": 6}, row.override(task_id="row_7")(7)],
+            "map": numbers().map(lambda n: {"value": n}),
+        }
+        for name, kwargs in shapes.items():
+            convert.override(task_id=f"{name}_expanded").expand_kwargs(kwargs)
+            convert.override(task_id=f"{name}_iterated").iterate_kwargs(kwargs)
+            Convert.partial(task_id=f"{name}_op_expanded", unit="").expand_kwargs(
+                [{"value": 1}, {"value": 2}] if name == "literal" else [{"value": 3}]
+            )
+
+    dag_run = run_dag(dag)
+    for name in shapes:
+        assert xcom(dag_run, f"{name}_iterated") == mapped_xcoms(dag_run, f"{name}_expanded"), name
+    assert xcom(dag_run, "elements_iterated") == ["5km", "6mm", "7km"]
+
+
+# -- 11. downstream use of the result ----------------------------------------------------------
+
+
+def test_a_downstream_task_sees_the_same_length_items_and_order() -> None:
+    with make_dag("parity_downstream") as dag:
+
+        @task
+        def double(x: int) -> int:
+            return x * 2
+
+        @task
+        def summarize(values: Any) -> list[Any]:
+            return [len(values), values[0], values[len(values) - 1], list(values), 4 in values]
+
+        @task
+        def add(x: int, y: int) -> int:
+            return x + y
+
+        expanded = double.override(task_id="double_expanded").expand(x=[1, 2, 3])
+        iterated = double.override(task_id="double_iterated").iterate(x=[1, 2, 3])
+        summarize.override(task_id="summary_expanded")(expanded)
+        summarize.override(task_id="summary_iterated")(iterated)
+        # chained: each feeds the other form, and a cross product with a literal
+        add.override(task_id="expand_of_iterated").expand(x=iterated, y=[10, 20])
+        add.override(task_id="iterate_of_expanded").iterate(x=expanded, y=[10, 20])
+
+    dag_run = run_dag(dag)
+    summary = [3, 2, 6, [2, 4, 6], True]
+    assert xcom(dag_run, "summary_iterated") == xcom(dag_run, "summary_expanded") == summary
+    assert xcom(dag_run, "iterate_of_expanded") == mapped_xcoms(dag_run, "expand_of_iterated")
+
+
+# -- 12. task ids and parse-time errors --------------------------------------------------------
+
+
+def test_task_ids_are_made_unique_as_expand_makes_them() -> None:
+    @task
+    def show(x: int) -> int:
+        return x
+
+    ids = {}
+    for method in ("expand", "iterate"):
+        with make_dag(f"parity_ids_{method}") as dag:
+            for _ in range(3):
+                getattr(show, method)(x=[1])
+            with TaskGroup("tg"):
+                getattr(show, method)(x=[1])
+                getattr(show.override(task_id="named"), method)(x=[1])
+        ids[method] = sorted(dag.task_ids)
+    assert ids["iterate"] == ids["expand"] == ["show", "show__1", "show__2", "tg.named", "tg.show"]
+
+
+def test_a_repeated_operator_task_id_is_refused_as_expand_refuses_it() -> None:
+    errors = []
+    for method in ("expand", "iterate"):
+        with make_dag(f"parity_duplicate_id_{method}"), pytest.raises(Exception) as caught:
+            for _ in range(2):
+                getattr(Echo.partial(task_id="echo"), method)(value=[1])
+        errors.append(type(caught.value))
+    assert errors[0] is errors[1]
+    assert errors[0].__name__ == "DuplicateTaskIdFound"
+
+
+@task
+def _shown(x: int, y: int = 0) -> int:
+    return x
+
+
+PARSE_ERRORS: dict[str, tuple[Any, Any]] = {
+    "no arguments": (lambda: _shown.expand(), lambda: _shown.iterate()),
+    "unknown argument": (lambda: _shown.expand(z=[1]), lambda: _shown.iterate(z=[1])),
+    "not a list": (lambda: _shown.expand(x=1), lambda: _shown.iterate(x=1)),
+    "a string": (lambda: _shown.expand(x="ab"), lambda: _shown.iterate(x="ab")),
+    "a context variable": (lambda: _shown.expand(x=[1], ds=["a"]), lambda: _shown.iterate(x=[1], ds=["a"])),
+    "kwargs not a list": (lambda: _shown.expand_kwargs({"x": 1}), lambda: _shown.iterate_kwargs({"x": 1})),
+    "kwargs element": (lambda: _shown.expand_kwargs([1]), lambda: _shown.iterate_kwargs([1])),
+    "operator without arguments": (
+        lambda: Echo.partial(task_id="e").expand(),
+        lambda: Echo.partial(task_id="i").iterate(),
+    ),
+    "operator unknown argument": (
+        lambda: Echo.partial(task_id="e").expand(nope=[1]),
+        lambda: Echo.partial(task_id="i").iterate(nope=[1]),
+    ),
+    "operator not a list": (
+        lambda: Echo.partial(task_id="e").expand(value=1),
+        lambda: Echo.partial(task_id="i").iterate(value=1),
+    ),
+    "operator argument in partial": (
+        lambda: Echo.partial(task_id="e", value=1).expand(value=[2]),
+        lambda: Echo.partial(task_id="i", value=1).iterate(value=[2]),
+    ),
+    "operator kwargs not a list": (
+        lambda: Echo.partial(task_id="e").expand_kwargs({"value": 1}),
+        lambda: Echo.partial(task_id="i").iterate_kwargs({"value": 1}),
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Task .* was never mapped")
+@pytest.mark.parametrize("mistake", list(PARSE_ERRORS))
+def test_a_mistake_expand_refuses_at_parse_time_is_refused_with_the_same_exception_type(mistake: str) -> None:
+    expand, iterate = PARSE_ERRORS[mistake]
+    with make_dag("parity_parse_errors"):
+        with pytest.raises((TypeError, ValueError)) as expanded:
+            expand()
+        with pytest.raises(type(expanded.value)) as iterated:
+            iterate()
+    assert isinstance(iterated.value, IterateUsageError)
+
+
+# -- 13. the documented differences ------------------------------------------------------------
+
+
+def test_documented_differences_empty_input_none_results_and_skips() -> None:
+    with make_dag("parity_differences") as dag:
+
+        @task
+        def nothing() -> list[int]:
+            return []
+
+        @task
+        def maybe(x: int) -> int | None:
+            if x == 2:
+                return None
+            return x
+
+        @task
+        def skip_two(x: int) -> int:
+            if x == 2:
+                raise AirflowSkipException("not this one")
+            return x
+
+        @task(trigger_rule="all_done")
+        def collect(values: Any) -> list[Any]:
+            return list(values)
+
+        for form in ("expanded", "iterated"):
+            method = "expand" if form == "expanded" else "iterate"
+            empty = getattr(maybe.override(task_id=f"empty_{form}"), method)(x=nothing())
+            collect.override(task_id=f"after_empty_{form}")(empty)
+            nones = getattr(maybe.override(task_id=f"none_{form}"), method)(x=[1, 2, 3])
+            collect.override(task_id=f"after_none_{form}")(nones)
+            getattr(skip_two.override(task_id=f"skip_{form}"), method)(x=[1, 2, 3])
+
+    dag_run = run_dag(dag)
+    by_ti = states(dag_run)
+    # an empty input: expand skips the task; iterate succeeds with an empty list
+    assert by_ti["empty_expanded", -1] == "skipped"
+    assert by_ti["empty_iterated", -1] == "success"
+    assert xcom(dag_run, "empty_iterated") == []
+    assert xcom(dag_run, "after_empty_iterated") == []
+    # a None result keeps its slot in the list; expand pushes nothing for it, so it has no slot
+    assert xcom(dag_run, "none_iterated") == [1, None, 3]
+    assert xcom(dag_run, "after_none_iterated") == [1, None, 3]
+    assert xcom(dag_run, "after_none_expanded") == [1, 3]
+    # a skipping item: expand skips that instance; iterate skips the one task instance
+    assert [by_ti["skip_expanded", i] for i in range(3)] == ["success", "skipped", "success"]
+    assert by_ti["skip_iterated", -1] == "skipped"
