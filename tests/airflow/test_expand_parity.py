@@ -146,6 +146,33 @@ def test_a_nested_template_object_in_partial_is_rendered_per_item() -> None:
     assert xcom(dag_run, "iterated") == xcom(dag_run, "product") == expanded
 
 
+class Client:
+    """No template fields: rendering leaves it alone, so the items share it."""
+
+
+class UsesClient(BaseOperator):
+    template_fields = ("options",)
+
+    def __init__(self, *, options: dict[str, Any], value: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.options = options
+        self.value = value
+
+    def execute(self, context: Any) -> list[Any]:
+        return [self.options["path"], id(self.options["client"])]
+
+
+CLIENT = Client()
+
+
+def test_an_object_without_template_fields_in_partial_stays_one_object_for_every_item() -> None:
+    with make_dag("parity_shared_object") as dag:
+        options = {"client": CLIENT, "path": "/in/{{ task.value }}"}
+        UsesClient.partial(task_id="use", options=options).iterate(value=[1, 2, 3])
+
+    assert xcom(run_dag(dag), "use") == [[f"/in/{n}", id(CLIENT)] for n in (1, 2, 3)]
+
+
 # -- 4. map_index_template ---------------------------------------------------------------------
 
 
@@ -445,12 +472,16 @@ def test_expand_kwargs_shapes_give_the_same_items() -> None:
         for name, kwargs in shapes.items():
             convert.override(task_id=f"{name}_expanded").expand_kwargs(kwargs)
             convert.override(task_id=f"{name}_iterated").iterate_kwargs(kwargs)
-            Convert.partial(task_id=f"{name}_op_expanded", unit="").expand_kwargs(
-                [{"value": 1}, {"value": 2}] if name == "literal" else [{"value": 3}]
-            )
+        operator_shapes: dict[str, Any] = {
+            "op_literal": [{"value": 1}, {"value": 2}],
+            "op_map": numbers.override(task_id="op_numbers")().map(lambda n: {"value": n}),
+        }
+        for name, kwargs in operator_shapes.items():
+            Echo.partial(task_id=f"{name}_expanded").expand_kwargs(kwargs)
+            Echo.partial(task_id=f"{name}_iterated").iterate_kwargs(kwargs)
 
     dag_run = run_dag(dag)
-    for name in shapes:
+    for name in [*shapes, *operator_shapes]:
         assert xcom(dag_run, f"{name}_iterated") == mapped_xcoms(dag_run, f"{name}_expanded"), name
     assert xcom(dag_run, "elements_iterated") == ["5km", "6mm", "7km"]
 

@@ -18,7 +18,7 @@ import copy
 from collections.abc import Collection, Mapping
 from typing import Any, ClassVar
 
-from airflow.sdk import XComArg
+from airflow.sdk import BaseOperator, XComArg
 
 from .._core import IterateUsageError
 from ._compat import (
@@ -60,6 +60,7 @@ class OperatorItemInvoker:
         self._data_marks = data_marks
         self._partial_arguments = dict.fromkeys(owner.partial_arguments)
         self.is_async = is_async_operator(owner.item_operator_class, self._kwargs)
+        self._renders_objects = renders_objects_in_place(owner.item_operator_class)
 
     def _build(self, index: int, item_kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         owner = self._owner
@@ -88,7 +89,7 @@ class OperatorItemInvoker:
         for field in operator.template_fields:
             # Rendering changes nested template objects in place: each item renders its own copy.
             value = getattr(operator, field, None)
-            copied = _own_copy(value, data)
+            copied = _own_copy(value, data, self._renders_objects)
             if copied is not value:
                 setattr(operator, field, copied)
         render_templates(operator, context, data)
@@ -115,23 +116,42 @@ class OperatorItemInvoker:
 _IMMUTABLE = (str, bytes, int, float, complex, bool, type(None))
 
 
-def _own_copy(value: Any, data: set[int]) -> Any:
-    """One item's copy of a template field's value, sharing nothing that rendering changes.
+def renders_objects_in_place(operator_class: type) -> bool:
+    """Whether ``operator_class`` renders objects of its own kinds in place (Kubernetes models, ...).
 
-    Strings render into new strings and containers into new containers, but an object with its
-    own ``template_fields`` (or one an operator renders itself) is rendered in place: shared,
-    every item after the first would see the first item's values. Such objects are deep-copied;
-    values that came from XComs (``data``) are kept as they are, since they are never rendered.
+    Airflow renders an object in place when it has ``template_fields``; an operator that
+    overrides ``_render_nested_template_fields`` may render any other object in place too.
+    """
+    method = getattr(operator_class, "_render_nested_template_fields", None)
+    return method is not getattr(BaseOperator, "_render_nested_template_fields", None)
+
+
+def _own_copy(value: Any, data: set[int], any_object: bool) -> Any:
+    """One item's copy of a template field's value, sharing nothing that rendering changes in place.
+
+    Strings and containers render into new ones, but an object with ``template_fields`` of its
+    own (with ``any_object``: any object) renders in place: shared, every item after the first
+    would see the first item's values. Such objects are deep-copied, and the containers holding
+    them rebuilt; anything else is returned as it is, and so are values that came from XComs
+    (``data``), which are never rendered. An object that cannot be copied stays shared.
     """
     if isinstance(value, _IMMUTABLE) or id(value) in data:
         return value
-    if type(value) in (list, tuple, set):
-        return type(value)(_own_copy(element, data) for element in value)
     if type(value) is dict:
-        return {key: _own_copy(element, data) for key, element in value.items()}
+        pairs = [(key, _own_copy(element, data, any_object)) for key, element in value.items()]
+        if all(copied is value[key] for key, copied in pairs):
+            return value
+        return dict(pairs)
+    if type(value) in (list, tuple, set):
+        elements = [_own_copy(element, data, any_object) for element in value]
+        if all(copied is element for copied, element in zip(elements, value, strict=True)):
+            return value
+        return type(value)(elements)
+    if not (any_object or hasattr(value, "template_fields")):
+        return value
     try:
         return copy.deepcopy(value)
-    except Exception:  # an object that cannot be copied stays shared, as it was
+    except Exception:
         return value
 
 
