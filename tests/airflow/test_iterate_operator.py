@@ -142,6 +142,37 @@ def test_a_retried_operator_task_resumes_with_its_items_xcoms() -> None:
     assert xcom(dag_run, "fetch", key="bytes") == [len(f"/r/{n}.xml") for n in range(6)]
 
 
+class ThrottledCopyOperator(BaseOperator):
+    """Has its own ``concurrency``, as SFTPOperator does (files in flight within one transfer)."""
+
+    def __init__(self, *, path: str, concurrency: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.concurrency = concurrency
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        return {"path": self.path, "own_concurrency": self.concurrency}
+
+
+def test_an_operator_with_a_parameter_named_like_an_option_iterates() -> None:
+    with make_dag("operator_option_names") as dag:
+        # .iterate(concurrency=...) is the run's option; the operator's own comes from .partial()
+        ThrottledCopyOperator.partial(task_id="partial_value", concurrency=5).iterate(
+            path=["/a", "/b", "/c"], concurrency=2
+        )
+        ThrottledCopyOperator.partial(task_id="default_value").iterate(path=["/a"], concurrency=3)
+        ThrottledCopyOperator.partial(task_id="per_item").iterate_kwargs(
+            [{"path": "/a", "concurrency": 7}, {"path": "/b", "concurrency": 9}], concurrency=2
+        )
+
+    dag_run = run_dag(dag)
+    assert [r["own_concurrency"] for r in xcom(dag_run, "partial_value")] == [5, 5, 5]
+    assert xcom(dag_run, "partial_value", key="iterate_summary")["concurrency"] == 2
+    assert xcom(dag_run, "default_value") == [{"path": "/a", "own_concurrency": 1}]
+    assert xcom(dag_run, "default_value", key="iterate_summary")["concurrency"] == 3
+    assert [r["own_concurrency"] for r in xcom(dag_run, "per_item")] == [7, 9]
+
+
 def test_deferrable_operators_are_refused_at_parse_time() -> None:
     with make_dag("deferrable"), pytest.raises(IterateUsageError, match="deferrable=False"):
         DeferringOperator.partial(task_id="wait", deferrable=True).iterate(path=["a"])

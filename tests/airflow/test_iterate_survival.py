@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections import Counter
 from typing import Any
 
@@ -179,7 +180,9 @@ def test_progress_lines_appear_in_the_task_log(capfd: pytest.CaptureFixture[str]
     progress = [line for line in logs.splitlines() if "Iterate progress:" in line]
     assert len(progress) >= 3
     assert "/ 300 done" in progress[0] and "items/s" in progress[0]
-    assert "Iterate finished: 300 / 300 done" in logs
+    finished = [line for line in logs.splitlines() if "Iterate finished: 300 / 300 done" in line]
+    assert len(finished) == 1 and "ETA" not in finished[0]  # nothing left to estimate
+    assert "ETA" in progress[0]
 
 
 def test_an_unserializable_result_names_its_item(capfd: pytest.CaptureFixture[str]) -> None:
@@ -217,3 +220,40 @@ def test_max_items_guards_against_a_runaway_input(capfd: pytest.CaptureFixture[s
     assert states(dag_run)["each"] == "failed"
     assert calls == []
     assert "11 items, over max_items=10" in "".join(capfd.readouterr())
+
+
+def test_libraries_log_warnings_only_while_items_run(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chatty = logging.getLogger("chatty.library")  # as asyncssh logs each handshake, at INFO
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("AIRFLOW__ITERATE__QUIET_LOGGERS", "paramiko, chatty.library")
+
+    @task
+    def talk(n: int) -> int:
+        chatty.info("handshake detail %d", n)
+        chatty.warning("server refused %d", n)
+        return n
+
+    def library_lines() -> list[str]:
+        lines = [r.getMessage() for r in caplog.records if r.name == chatty.name]
+        caplog.clear()
+        return sorted(lines)
+
+    with make_dag("quiet_libraries") as dag:
+        talk.iterate(n=[0, 1])
+    run_dag(dag)
+    assert library_lines() == ["server refused 0", "server refused 1"]
+    assert chatty.level == logging.NOTSET  # given back after the run
+
+    # the deployment chooses: an empty [iterate] quiet_loggers keeps every library's INFO lines
+    monkeypatch.setenv("AIRFLOW__ITERATE__QUIET_LOGGERS", "")
+    with make_dag("loud_libraries") as dag:
+        talk.iterate(n=[0, 1])
+    run_dag(dag)
+    assert library_lines() == [
+        "handshake detail 0",
+        "handshake detail 1",
+        "server refused 0",
+        "server refused 1",
+    ]

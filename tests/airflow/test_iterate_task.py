@@ -279,6 +279,7 @@ def test_an_xcom_that_is_not_a_list_fails_with_a_clear_error(capfd: pytest.Captu
     out = capfd.readouterr()
     assert dag_run.state == "failed"
     assert "iterate() argument 'n' is int 42; expected a list" in out.out + out.err
+    assert "Iterate finished" not in out.out + out.err  # nothing ran: no empty summary before the error
 
 
 def test_execution_timeout_cancels_in_flight_items_and_runs_their_cleanup() -> None:

@@ -23,15 +23,49 @@ def fetch(path: str, mode: str = "rb") -> str:
     return path
 
 
-def test_a_parameter_named_like_an_option_points_to_iterate_kwargs(dag: Any) -> None:
+def test_a_required_parameter_named_like_an_option_is_given_in_partial(dag: Any) -> None:
     @task
     def throttled(url: str, concurrency: int) -> str:
         return url
 
-    with pytest.raises(IterateUsageError, match=r"'concurrency'.*use \.iterate_kwargs"):
-        throttled.iterate(url=["a"])
-    # iterate_kwargs is the way out, and it works at parse time
+    # In .iterate(), concurrency= is always the option: the function's own needs .partial()
+    with pytest.raises(IterateUsageError, match=r"requires 'concurrency'.*\.partial\(concurrency=\.\.\.\)"):
+        throttled.iterate(url=["a"], concurrency=4)
+    throttled.partial(concurrency=2).iterate(url=["a"], concurrency=4)
     throttled.iterate_kwargs([{"url": "a", "concurrency": 2}], concurrency=4)
+
+
+def test_per_item_values_for_a_name_shared_with_an_option_say_which_is_which(dag: Any) -> None:
+    @task
+    def throttled(url: str, concurrency: int = 1) -> str:
+        return url
+
+    with pytest.raises(IterateUsageError, match=r"concurrency must be an int.*\.iterate_kwargs\("):
+        throttled.iterate(url=["a", "b"], concurrency=[1, 2])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: fetch.iterate(path=["a"], concurency=8),
+        lambda: fetch.iterate(path=["a"], concurency=[8]),
+        lambda: fetch.iterate_kwargs([{"path": "a"}], concurency=8),
+        lambda: fetch.iterate(path=["a"], item_retrys=2),
+    ],
+    ids=["scalar", "list", "iterate_kwargs", "item_retries"],
+)
+def test_a_misspelled_option_gets_a_suggestion(dag: Any, call: Any) -> None:
+    with pytest.raises(IterateUsageError, match=r"did you mean (the option )?'(concurrency|item_retries)'"):
+        call()
+
+
+def test_positional_arguments_get_an_error_without_internal_names(dag: Any) -> None:
+    with pytest.raises(IterateUsageError, match=r"keyword arguments only.*\.iterate\(path=") as raised:
+        fetch.iterate(["a", "b"])
+    assert "locals" not in str(raised.value)
+    with pytest.raises(IterateUsageError, match=r"one positional argument, the list of dicts"):
+        fetch.iterate_kwargs()
+    assert fetch.iterate.__name__ == "iterate"
 
 
 def test_unknown_argument(dag: Any) -> None:

@@ -6,6 +6,7 @@ from inside a running task, and every item of the iterated task shares one pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def test_iterate_downloads_a_remote_tree_into_object_storage(
     make_proxy: Callable[..., DelayProxy],
     make_connection: Callable[..., str],
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.NOTSET, logger="asyncssh")  # the suite quiets it: log as in production
     proxy = make_proxy(sshd, delay=0.005)
     conn_id = make_connection(sshd, via=proxy)
     remote_root = str(data.root / "xml")
@@ -71,3 +75,7 @@ def test_iterate_downloads_a_remote_tree_into_object_storage(
     (pool,) = pool_stats
     assert isinstance(pool, SFTPPool) and pool.closed
     assert pool.statistics().opened == 2  # 64 in flight, 32 per session
+    # asyncssh logs each connection's handshake at INFO: the listing task's one connection shows,
+    # the iterated task's two do not ([iterate] quiet_loggers), and its own lines still do
+    handshakes = [r for r in caplog.records if "Beginning auth for user" in r.getMessage()]
+    assert len(handshakes) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,20 +53,32 @@ def iterate(task: Any, /, **arguments: Any) -> XComArg:
     """
     if isinstance(task, OperatorPartial):
         task._expand_called = True  # used here, even if iterate() then refuses its arguments
-        _refuse_operator_option_clashes(task)
+        target = task.operator_class.__name__
+        own_names = _operator_parameters(task.operator_class)
+        fixed: Mapping[str, Any] = task.kwargs
     else:
-        _refuse_option_clashes(_require_task(task, "iterate"))  # first: such values were taken as options
+        decorated = _require_task(task, "iterate")
+        target = f"{decorated.function.__name__}()"
+        own_names = set(decorated.function_signature.parameters)
+        fixed = decorated.kwargs.get("op_kwargs", {})
     options = {name: arguments.pop(name) for name in OPTION_NAMES.intersection(arguments)}
-    settings = IterateSettings.from_options(options)
+    shared = sorted(own_names.intersection(options))
+    try:
+        settings = IterateSettings.from_options(options)
+    except IterateUsageError as exc:
+        if shared:  # the author may have meant the function's own parameter: say which is which
+            raise IterateUsageError(f"{exc}. {_option_rule(target, shared)}") from exc
+        raise
     if not arguments:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
     for name, value in arguments.items():
         _require_iterable_argument("iterate", name, value)
     if isinstance(task, OperatorPartial):
         _validate_operator_names(task, "iterate", arguments)
+        _require_shared_values(task, target, fixed, arguments, options)
         return _build_classic(task, ProductInput(arguments), settings)
-    decorated = _require_task(task, "iterate")
     _validate_names(decorated, "iterate", arguments)
+    _require_shared_values(decorated, target, fixed, arguments, options)
     return _build(decorated, ProductInput(arguments), settings)
 
 
@@ -121,15 +134,68 @@ def _require_task(task: Any, func: str) -> TaskDecorator[Any, Any, Any]:
     return task
 
 
-def _refuse_option_clashes(task: TaskDecorator[Any, Any, Any]) -> None:
-    clashes = sorted(OPTION_NAMES.intersection(task.function_signature.parameters))
-    if clashes:
-        names = ", ".join(repr(c) for c in clashes)
+def _did_you_mean(unknown: set[str]) -> str:
+    """A hint for a misspelled option, which iterate() took for an argument to iterate over."""
+    hints = [
+        f"{name!r}: did you mean the option {match[0]!r}?"
+        for name in sorted(unknown)
+        if (match := difflib.get_close_matches(name, OPTION_NAMES, n=1, cutoff=0.75))
+    ]
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _option_rule(target: str, names: Sequence[str]) -> str:
+    """How a name shared by an option and the task's own parameter is read (the README's rule)."""
+    listed = ", ".join(repr(name) for name in names)
+    first = names[0]
+    return (
+        f"In .iterate(), {listed} {'is an option' if len(names) == 1 else 'are options'} of the run; "
+        f"{target}'s own parameter of that name is set with .partial({first}=...) for every item, "
+        f"or per item with .iterate_kwargs([{{{first!r}: ...}}, ...])"
+    )
+
+
+def _require_shared_values(
+    task: Any,
+    target: str,
+    fixed: Mapping[str, Any],
+    arguments: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> None:
+    """Refuse a required parameter named like an option when nothing gives it a value.
+
+    ``.iterate(concurrency=...)`` is always the option, so the task's own ``concurrency`` must
+    come from ``.partial()``; without it every item would fail the same way when it runs.
+    """
+    missing = sorted(
+        name
+        for name in _required_parameters(task).intersection(OPTION_NAMES)
+        if name not in fixed and name not in arguments
+    )
+    if missing:
+        given = " (given to .iterate() as the option)" if options.keys() & set(missing) else ""
         raise IterateUsageError(
-            f"{task.function.__name__}() has parameter(s) {names} with the same name as iterate() "
-            f"options; use .iterate_kwargs([{{{clashes[0]!r}: ...}}, ...]) to pass per-item values, "
-            "and its keyword-only options for the run"
+            f"{target} requires {', '.join(map(repr, missing))}, which nothing gives it{given}. "
+            + _option_rule(target, missing)
         )
+
+
+def _required_parameters(task: Any) -> set[str]:
+    if isinstance(task, OperatorPartial):
+        signatures = [
+            inspect.signature(klass.__dict__["__init__"])
+            for klass in task.operator_class.mro()
+            if "__init__" in klass.__dict__
+        ]
+    else:
+        signatures = [task.function_signature]
+    return {
+        name
+        for signature in signatures
+        for name, parameter in signature.parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
 
 
 def _validate_names(task: TaskDecorator[Any, Any, Any], func: str, kwargs: dict[str, Any]) -> None:
@@ -138,7 +204,8 @@ def _validate_names(task: TaskDecorator[Any, Any, Any], func: str, kwargs: dict[
     try:
         task._validate_arg_names(func, kwargs)  # type: ignore[arg-type]  # same rules as expand()
     except (TypeError, ValueError) as exc:
-        raise IterateUsageError(str(exc)) from exc
+        known = set(task.function_signature.parameters)
+        raise IterateUsageError(str(exc) + _did_you_mean(set(kwargs) - known)) from exc
     _refuse_repeated(func, task.kwargs.get("op_kwargs", {}), kwargs)
 
 
@@ -151,23 +218,15 @@ def _operator_parameters(operator_class: type) -> set[str]:
     return names - {"self", "args", "kwargs"}
 
 
-def _refuse_operator_option_clashes(partial: OperatorPartial) -> None:
-    clashes = sorted(OPTION_NAMES.intersection(_operator_parameters(partial.operator_class)))
-    if clashes:
-        names = ", ".join(repr(c) for c in clashes)
-        raise IterateUsageError(
-            f"{partial.operator_class.__name__} has argument(s) {names} with the same name as iterate() "
-            f"options; use .iterate_kwargs([{{{clashes[0]!r}: ...}}, ...]) to pass per-item values"
-        )
-
-
 def _validate_operator_names(partial: OperatorPartial, func: str, kwargs: dict[str, Any]) -> None:
     if ITERATE_INDEX_KEY in kwargs:
         raise IterateUsageError(f"cannot call {func}() on {ITERATE_INDEX_KEY!r}: it is set per item")
     try:
         validate_mapping_kwargs(partial.operator_class, "partial", kwargs)  # names only, as expand does
     except (TypeError, ValueError) as exc:
-        raise IterateUsageError(str(exc).replace(".partial()", f".{func}()", 1)) from exc
+        known = _operator_parameters(partial.operator_class) | _BASE_OPERATOR_ARGS
+        message = str(exc).replace(".partial()", f".{func}()", 1)
+        raise IterateUsageError(message + _did_you_mean(set(kwargs) - known)) from exc
     _refuse_repeated(func, partial.kwargs, kwargs)
     if partial.kwargs.get("deferrable") or partial.kwargs.get("start_from_trigger"):
         raise IterateUsageError(
@@ -201,6 +260,7 @@ def _require_iterable_argument(func: str, name: str, value: Any) -> None:
         raise IterateUsageError(
             f"{func}() got {type(value).__name__} {short_repr(value)} for keyword argument {name!r}; "
             "expected a list, tuple or dict of items, or an XComArg (an upstream task's output)"
+            + _did_you_mean({name})
         )
 
 
@@ -284,14 +344,26 @@ def _label_in_group(task_id: str, task_group: Any) -> str:
 def install() -> None:
     """Give every @task function ``.iterate()`` and ``.iterate_kwargs()`` methods (idempotent)."""
 
-    def iterate_method(self: Any, /, **kwargs: Any) -> XComArg:
+    def iterate_method(self: Any, /, *positional: Any, **kwargs: Any) -> XComArg:
+        if positional:
+            raise IterateUsageError(
+                f"iterate() takes keyword arguments only, got {len(positional)} positional: name the "
+                "parameter each list is for, as in .iterate(path=[...]); for a list of dicts, one per "
+                "item, use .iterate_kwargs([...])"
+            )
         return iterate(self, **kwargs)
 
-    def iterate_kwargs_method(self: Any, kwargs: Any, /, **options: Any) -> XComArg:
-        return iterate_kwargs(self, kwargs, **options)
+    def iterate_kwargs_method(self: Any, /, *positional: Any, **options: Any) -> XComArg:
+        if len(positional) != 1:
+            raise IterateUsageError(
+                f"iterate_kwargs() takes one positional argument, the list of dicts (one per item) or an "
+                f"XComArg resolving to one, got {len(positional)}; options are keyword arguments"
+            )
+        return iterate_kwargs(self, positional[0], **options)
 
-    iterate_method.__doc__ = iterate.__doc__
-    iterate_kwargs_method.__doc__ = iterate_kwargs.__doc__
+    for method, function in ((iterate_method, iterate), (iterate_kwargs_method, iterate_kwargs)):
+        method.__doc__ = function.__doc__
+        method.__name__ = method.__qualname__ = function.__name__  # what tracebacks show
     for cls in (TaskDecorator, OperatorPartial):
         cls.iterate = iterate_method  # type: ignore[attr-defined]
         cls.iterate_kwargs = iterate_kwargs_method  # type: ignore[attr-defined]

@@ -219,13 +219,22 @@ def xcom_result_parts(value: Any) -> tuple[str, list[Any], bool] | None:
     return None
 
 
-def max_map_length() -> int:
-    """``[core] max_map_length``: the most task instances one mapped task may have."""
+def _conf() -> Any:
     try:
         from airflow.sdk.configuration import conf
     except ImportError:  # Airflow 3.1
         from airflow.configuration import conf  # type: ignore[no-redef]
-    return int(conf.getint("core", "max_map_length", fallback=1024))
+    return conf
+
+
+def max_map_length() -> int:
+    """``[core] max_map_length``: the most task instances one mapped task may have."""
+    return int(_conf().getint("core", "max_map_length", fallback=1024))
+
+
+def config_value(section: str, key: str, fallback: str) -> str:
+    """A string from Airflow's configuration (``AIRFLOW__SECTION__KEY`` included)."""
+    return str(_conf().get(section, key, fallback=fallback))
 
 
 def supervisor_comms() -> Any:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import itertools
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from .._core import (
     ItemFailure,
     ItemRunner,
     ItemsFailedError,
+    IterateInputError,
     IterateTimeoutError,
     error_text,
     short_repr,
@@ -27,6 +29,7 @@ from ._item_context import ItemXComs
 from ._loop_guard import guard_sync_sdk_calls
 from ._options import IterateSettings
 from ._python import ItemInvoker
+from ._quiet_logs import quiet_libraries
 from ._reporting import Reporter
 
 #: how long in-flight items get for their cleanup after the deadline, before Airflow's own
@@ -92,6 +95,12 @@ class IterateOperator(BaseOperator):
     # -- execution ----------------------------------------------------------------------------
 
     def execute(self, context: Any) -> list[Any]:
+        with quiet_libraries() as quieted:
+            if quieted:
+                self.log.debug("Logged at WARNING and above during the run: %s", ", ".join(quieted))
+            return self._execute(context)
+
+    def _execute(self, context: Any) -> list[Any]:
         settings = self.settings
         sink = ItemXComs()
         items = self._resolved_input(context)
@@ -144,7 +153,8 @@ class IterateOperator(BaseOperator):
                     runner.changed_inputs,
                 )
             stats = runner.statistics()
-            reporter.finished(stats, runner.failures)
+            if stats.started or stats.resumed or not _input_failed():
+                reporter.finished(stats, runner.failures)
             self._publish_item_xcoms(context["ti"], sink, items.offset, stats.started + stats.resumed)
         _require_serializable(results, items)
         return results
@@ -251,6 +261,11 @@ def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -
                 completed=len(results),
                 total=len(results),
             ) from exc
+
+
+def _input_failed() -> bool:
+    """Whether the exception being handled is an input error: nothing ran, and it says why."""
+    return isinstance(sys.exc_info()[1], IterateInputError)
 
 
 def _describe_item(item: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ operators.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -83,9 +84,14 @@ class IterateSettings:
         """Check and split the options a DAG author passed (``function`` names the call in errors)."""
         unknown = sorted(set(options) - OPTION_NAMES)
         if unknown:
+            hints = "".join(
+                f"; did you mean {match[0]!r} for {name!r}?"
+                for name in unknown
+                if (match := difflib.get_close_matches(name, OPTION_NAMES, n=1, cutoff=0.75))
+            )
             raise IterateUsageError(
-                f"{function}() got unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"the options are {', '.join(sorted(OPTION_NAMES))}"
+                f"{function}() got unknown option(s) {', '.join(map(repr, unknown))}{hints} "
+                f"(the options are {', '.join(sorted(OPTION_NAMES))})"
             )
         run = RunOptions(**{name: value for name, value in options.items() if name in RUN_OPTION_NAMES})
         return cls(run=run, **{name: value for name, value in options.items() if name in TASK_OPTION_NAMES})

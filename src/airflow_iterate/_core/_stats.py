@@ -39,8 +39,8 @@ class RunStatistics:
     @property
     def eta(self) -> float | None:
         """Seconds until every item is done at the current rate, if the total is known."""
-        if self.total is None or self.rate <= 0:
-            return None
+        if self.total is None or self.rate <= 0 or self.done >= self.total:
+            return None  # unknown, or nothing left to wait for
         return max(0, self.total - self.done) / self.rate
 
     def as_dict(self) -> dict[str, Any]:
