@@ -79,3 +79,29 @@ def test_iterate_downloads_a_remote_tree_into_object_storage(
     # the iterated task's two do not ([iterate] quiet_loggers), and its own lines still do
     handshakes = [r for r in caplog.records if "Beginning auth for user" in r.getMessage()]
     assert len(handshakes) == 1
+
+
+@pytest.mark.slow
+def test_the_providers_sftp_operator_iterates_with_its_own_concurrency_parameter(
+    airflow_db: None, data: DataSet, conn_id: str, tmp_path: Path
+) -> None:
+    # SFTPOperator (sftp provider 7.x) has a concurrency parameter of its own: in .iterate() the
+    # keyword is the run's option, and the operator keeps its default (or what .partial() gives)
+    from airflow.providers.sftp.operators.sftp import SFTPOperator
+
+    remote = sorted(data.files)[:12]
+    with DAG("sftp_operator_iterate", schedule=None, start_date=START, catchup=False) as dag:
+        SFTPOperator.partial(
+            task_id="get",
+            ssh_conn_id=conn_id,
+            operation="get",
+            create_intermediate_dirs=True,
+            local_filepath=f"{tmp_path}/{{{{ run_id }}}}/{{{{ iterate_index }}}}.xml",
+        ).iterate(remote_filepath=remote, concurrency=4)
+
+    dag_run = run_dag(dag)
+    assert dag_run.state == "success", task_instances(dag_run)
+    assert xcom(dag_run, "get", key="iterate_summary")["concurrency"] == 4
+    (run_dir,) = tmp_path.iterdir()
+    for index, path in enumerate(remote):
+        assert (run_dir / f"{index}.xml").read_bytes() == data.files[path]
