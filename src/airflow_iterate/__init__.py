@@ -26,6 +26,8 @@ Errors: every exception raised on purpose is an :class:`IterateError`; the tree 
 
 from __future__ import annotations
 
+# The package version, in one place: pyproject.toml reads this literal at build time without
+# importing the package (which would import Airflow); keep it a plain string.
 __version__ = "0.1.0"
 
 from ._airflow._api import install as _install
