@@ -51,6 +51,49 @@ def test_flaky_items_succeed_through_item_retries() -> None:
     assert attempts[0] == 3 and attempts[1] == 1
 
 
+def test_retry_lines_in_the_task_log_redact_secrets(capfd: pytest.CaptureFixture[str]) -> None:
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("hunter2-retry-key")
+    attempts: Counter[str] = Counter()
+
+    with make_dag("retry_lines_redacted") as dag:
+
+        @task
+        def call(user: str, password: str) -> str:
+            attempts[user] += 1
+            if user == "gone":
+                raise FileNotFoundError(f"/home/{user}/key?token=hunter2-retry-key")
+            if attempts[user] == 1:
+                raise ConnectionResetError(f"GET https://api.example/?api_key=hunter2-retry-key as {user}")
+            return user
+
+        call.iterate_kwargs(
+            [{"user": "ann", "password": "pw-of-ann-2"}, {"user": "gone", "password": "pw-of-gone"}],
+            item_retries=2,
+            item_retry_delay=0.01,
+            max_failures=1,
+            concurrency=1,
+        )
+
+    dag_run = run_dag(dag)
+    logs = "".join(capfd.readouterr())
+    assert xcom(dag_run, "call") == ["ann", None]
+    assert attempts == {"ann": 2, "gone": 1}
+    retries = [line for line in logs.splitlines() if "Iterate retries:" in line]
+    assert len(retries) == 2, retries
+    assert (
+        "Iterate retries: item 0 (input {'password': '***', 'user': 'ann'}) failed with "
+        "ConnectionResetError: GET https://api.example/?api_key=*** as ann; retry 1/2 in "
+    ) in retries[0]
+    assert (
+        "Iterate retries: item 1 (input {'password': '***', 'user': 'gone'}) failed with "
+        "FileNotFoundError: /home/gone/key?token=***; not retried: the error is permanent "
+        "(item_retry_permanent=True retries it)"
+    ) in retries[1]
+    assert "hunter2-retry-key" not in logs and "pw-of-" not in logs
+
+
 def test_failures_under_the_limit_succeed_and_are_reported() -> None:
     with make_dag("tolerated") as dag:
 

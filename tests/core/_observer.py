@@ -10,6 +10,7 @@ class RecordingObserver:
         self.reports: list[RunStatistics] = []
         self.errors: list[tuple[str, BaseException]] = []
         self.blocks: list[tuple[float, str]] = []
+        self.retry_notes: list[str] = []
 
     def progress(self, stats: RunStatistics) -> None:
         self.reports.append(stats)
@@ -19,3 +20,6 @@ class RecordingObserver:
 
     def loop_blocked(self, seconds: float, where: str) -> None:
         self.blocks.append((seconds, where))
+
+    def retry_note(self, note: str) -> None:
+        self.retry_notes.append(note)

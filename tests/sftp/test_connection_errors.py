@@ -15,6 +15,7 @@ from airflow.sdk import BaseHook, Connection
 from devtools.sshd import SSHServer, current_user, free_loopback_port
 
 from airflow_iterate import IterateError
+from airflow_iterate._core import is_permanent_error
 from airflow_iterate.sftp import SFTPConnectError, SFTPPool, SyncSFTPPool
 from airflow_iterate.sftp._connect import open_connection
 from airflow_iterate.sftp._settings import default_ciphers, load_settings
@@ -56,6 +57,7 @@ def test_wrong_client_key(sshd: SSHServer, make_connection: Callable[..., str], 
     assert "`private_key`" in message
     assert info.value.conn_id == conn_id and not info.value.transient
     assert isinstance(info.value, IterateError)
+    assert is_permanent_error(info.value)  # an item's retry would be refused the same way
 
 
 def test_unknown_host_key(
@@ -71,6 +73,7 @@ def test_unknown_host_key(
     # the key the server showed, so that it can be checked and pinned
     assert sshd.host_key.get_fingerprint() in message
     assert "`host_key`" in message and "no_host_key_check" in message
+    assert is_permanent_error(info.value)
 
 
 def test_host_key_from_known_hosts_file(
@@ -88,6 +91,7 @@ def test_changed_host_key(sshd: SSHServer, make_connection: Callable[..., str], 
     message = str(info.value)
     assert "does not match the `host_key` extra" in message
     assert sshd.host_key.get_fingerprint() in message
+    assert is_permanent_error(info.value)
 
 
 def test_no_host_key_check_must_be_explicit(
@@ -143,18 +147,24 @@ def test_refused_port(sshd: SSHServer, make_connection: Callable[..., str], conn
     with pytest.raises(SFTPConnectError) as info:
         connect(conn_id)
     assert f"{conn_id!r}" in str(info.value) and "connection refused" in str(info.value)
-    assert info.value.transient
+    assert info.value.transient and not is_permanent_error(info.value)
 
 
 def test_missing_connection_id(connect: Any) -> None:
-    with pytest.raises(SFTPConnectError, match=r"'no_such_sftp_conn' is not defined.*AIRFLOW_CONN_NO_SUCH"):
+    with pytest.raises(
+        SFTPConnectError, match=r"'no_such_sftp_conn' is not defined.*AIRFLOW_CONN_NO_SUCH"
+    ) as info:
         connect("no_such_sftp_conn")
+    assert is_permanent_error(info.value)
 
 
 def test_unreadable_private_key(sshd: SSHServer, make_connection: Callable[..., str], connect: Any) -> None:
     conn_id = make_connection(sshd, private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n")
-    with pytest.raises(SFTPConnectError, match=rf"{conn_id}.*cannot load the key in the `private_key` extra"):
+    with pytest.raises(
+        SFTPConnectError, match=rf"{conn_id}.*cannot load the key in the `private_key` extra"
+    ) as info:
         connect(conn_id)
+    assert is_permanent_error(info.value)
 
 
 def test_key_file_extra(

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypedDict
 
 from .._core import RUN_OPTION_NAMES, IterateUsageError, RunOptions
+from .._core._validate import flag
 
 __all__ = ["OPTION_NAMES", "TASK_OPTION_NAMES", "IterateOptions", "IterateSettings"]
 
@@ -34,6 +35,8 @@ class IterateOptions(TypedDict, total=False):
     item_retry_max_delay: float | timedelta
     #: exception class(es) worth retrying (default: any Exception)
     item_retry_on: type[BaseException] | tuple[type[BaseException], ...]
+    #: retry errors that are permanent too (a missing file, a refused login, an HTTP 404)
+    item_retry_permanent: bool
     #: failed items tolerated: a count, a ratio in (0, 1) of the input, or None for no limit
     max_failures: int | float | None
     #: record succeeded items so that a rerun of the task skips them
@@ -76,8 +79,7 @@ class IterateSettings:
             raise IterateUsageError(
                 "pass chunk_size (items per task instance) or chunks (number of task instances), not both"
             )
-        if not isinstance(self.checkpoint, bool):
-            raise IterateUsageError(f"checkpoint must be True or False, got {self.checkpoint!r}")
+        flag("checkpoint", self.checkpoint)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, function: str = "iterate") -> IterateSettings:

@@ -45,6 +45,9 @@ class Reporter:
             where,
         )
 
+    def retry_note(self, note: str) -> None:
+        self._log.info("Iterate retries: %s", note)
+
     def monitor_error(self, what: str, exc: BaseException) -> None:
         self._log.warning("Iterate %s failed (the run goes on): %s: %s", what, type(exc).__name__, exc)
 

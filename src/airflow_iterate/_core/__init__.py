@@ -8,7 +8,10 @@ on its own and reused by every layer above it.
                   reporting intervals; the engine defaults
     _validate     checks of option values, shared with the Airflow layer and the integrations
     _runner       ItemRunner: the two engines (one event loop / a thread pool)
-    _bookkeeping  what a run has started, finished, failed and resumed; its outcome
+    _bookkeeping  what a run has started, finished, failed and resumed; its outcome; whether
+                  an item is retried
+    _permanence   which errors are permanent (not retried unless item_retry_permanent)
+    _retrylog     retry lines: the first few one by one, then one summary per interval
     _ratelimit    a rate limit shared by the items of a run
     _checkpoint   batched, chunked checkpoints for resuming a run
     _monitor      RunObserver, and the thread that reports progress and flushes checkpoints
@@ -38,6 +41,7 @@ from ._options import (
     RUN_OPTION_NAMES,
     RunOptions,
 )
+from ._permanence import is_permanent_error
 from ._ratelimit import RateLimit, parse_rate_limit
 from ._runner import ItemRunner
 from ._stats import RunStatistics
@@ -67,6 +71,7 @@ __all__ = [
     "cross_product",
     "error_text",
     "input_digest",
+    "is_permanent_error",
     "kwargs_stream",
     "parse_rate_limit",
     "short_repr",

@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 from ._checkpoint import Checkpoint, input_digest
 from ._errors import ItemFailure, ItemsFailedError, IterateInputError
 from ._options import RunOptions
+from ._permanence import is_permanent_error
+from ._retrylog import RetryLog
 from ._stats import RunStatistics
 
 __all__ = ["FAILED_RESULT", "RunBookkeeping"]
@@ -48,6 +50,7 @@ class RunBookkeeping(Generic[T, R]):
         describe_error: Callable[[BaseException], str],
         index_offset: int,
         checkpoint: Checkpoint | None,
+        retry_log: RetryLog | None = None,
     ) -> None:
         self._options = options
         self._concurrency = concurrency
@@ -55,6 +58,9 @@ class RunBookkeeping(Generic[T, R]):
         self._describe_error = describe_error
         self._offset = index_offset
         self._checkpoint = checkpoint
+        self._retry_log = retry_log or RetryLog(
+            None, retries=options.item_retries, describe=describe, describe_error=describe_error
+        )
         self._resume = checkpoint.completed if checkpoint is not None else None
         self._results: list[Any] = []
         self.failures: list[ItemFailure] = []
@@ -155,14 +161,27 @@ class RunBookkeeping(Generic[T, R]):
         elif self._limit is not None and len(self.failures) > self._limit:
             self._stop = True
 
-    def _should_retry(self, exc: Exception, attempt: int) -> bool:
+    def _retry_delay(self, position: int, item: T, exc: Exception, attempt: int) -> float | None:
+        """Seconds to wait before the item's next attempt, or None: ``exc`` is not retried.
+
+        Attempt ``attempt`` (1-based) raised ``exc``. Retried: what ``item_retry_on`` lists, while
+        retries are left, the run goes on and the error is not permanent (unless
+        ``item_retry_permanent``). Both engines ask here, and the decision is logged here.
+        """
         opts = self._options
-        return (
-            attempt <= opts.item_retries
-            and not self._stop
-            and isinstance(exc, opts.item_retry_on)
-            and not isinstance(exc, opts.stop_on)
-        )
+        if (
+            attempt > opts.item_retries
+            or self._stop
+            or not isinstance(exc, opts.item_retry_on)
+            or isinstance(exc, opts.stop_on)
+        ):
+            return None
+        if not opts.item_retry_permanent and is_permanent_error(exc):
+            self._retry_log.not_retried(position, item, exc)
+            return None
+        delay = opts.backoff(attempt)
+        self._retry_log.retrying(position, item, exc, attempt, delay)
+        return delay
 
     def _outcome(self) -> list[R]:
         self._t_end = time.monotonic()

@@ -53,6 +53,8 @@ class IterateUsageError(IterateError, TypeError, ValueError):
     catches either from ``.expand()`` catches it from ``.iterate()`` too.
     """
 
+    iterate_permanent = True  # raised in an item, the same call is as wrong on the next attempt
+
 
 class IterateInputError(IterateError, TypeError):
     """An input resolved at run time cannot be iterated over."""
@@ -114,6 +116,8 @@ class RecordedItemError(IterateError):
 
 class SyncCallOnLoopError(IterateError, RuntimeError):
     """A sync Task SDK call from an async item would deadlock the event loop."""
+
+    iterate_permanent = True  # the item makes the same call on its next attempt
 
 
 class IterateTimeoutError(IterateError):

@@ -13,13 +13,15 @@ from typing import Protocol
 
 from ._checkpoint import Checkpoint
 from ._options import RunOptions
+from ._retrylog import RetryLog
 from ._stats import RunStatistics
 
 __all__ = ["Monitor", "RunObserver"]
 
 
 class RunObserver(Protocol):
-    """Receives a run's progress and warnings; called from the monitor threads, never per item."""
+    """Receives a run's progress and warnings; called from the monitor threads, and per item only
+    for the first few retries of a run."""
 
     def progress(self, stats: RunStatistics) -> None:
         """Every ``progress_interval`` seconds while the run goes on."""
@@ -30,6 +32,11 @@ class RunObserver(Protocol):
     def loop_blocked(self, seconds: float, where: str) -> None:
         """Something held the event loop for ``seconds`` at ``where`` (async runs only)."""
 
+    def retry_note(self, note: str) -> None:
+        """A line about item retries: one per retry (and per permanent error not retried) for the
+        first few of a run, from the item's thread; then one summary per ``progress_interval``,
+        from the monitor thread, and one at the end of the run."""
+
 
 class Monitor:
     def __init__(
@@ -39,11 +46,13 @@ class Monitor:
         *,
         checkpoint: Checkpoint | None,
         observer: RunObserver | None,
+        retry_log: RetryLog | None = None,
     ) -> None:
         self._statistics = statistics
         self._options = options
         self._checkpoint = checkpoint
         self._observer = observer
+        self._retry_log = retry_log
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,6 +82,8 @@ class Monitor:
                     observer.progress(self._statistics())
                 except Exception as exc:
                     observer.monitor_error("progress report", exc)
+                if self._retry_log is not None:
+                    self._retry_log.summarize()  # at most one line per interval; never raises
             if now >= next_flush and checkpoint is not None:
                 next_flush = now + flush_interval
                 try:

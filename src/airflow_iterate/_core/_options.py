@@ -12,8 +12,9 @@ import random
 from dataclasses import dataclass, field, fields
 
 from ._errors import IterateUsageError
+from ._permanence import is_permanent_class
 from ._ratelimit import RateLimit, parse_rate_limit
-from ._validate import exception_types, optional_seconds, positive_int, seconds
+from ._validate import exception_types, flag, optional_seconds, positive_int, seconds
 
 __all__ = [
     "DEFAULT_ASYNC_CONCURRENCY",
@@ -51,6 +52,20 @@ def _max_failures(value: object) -> int | float | None:
     return value
 
 
+def _refuse_never_retried(options: RunOptions) -> None:
+    """``item_retry_on=FileNotFoundError`` would never retry anything: say so at parse time."""
+    if options.item_retries == 0 or options.item_retry_permanent:
+        return
+    permanent = [t.__name__ for t in options.item_retry_on if is_permanent_class(t)]
+    if permanent:
+        one = len(permanent) == 1
+        what = "a permanent error" if one else "permanent errors"
+        raise IterateUsageError(
+            f"item_retry_on names {', '.join(permanent)}, {what}: never retried unless "
+            f"item_retry_permanent=True; pass it too to retry {'it' if one else 'them'}"
+        )
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Every knob of a run. Construct it with plain values; it validates and normalises them.
@@ -58,7 +73,9 @@ class RunOptions:
     Durations take seconds or a ``timedelta``. ``concurrency=None`` means the engine's default
     (:data:`DEFAULT_ASYNC_CONCURRENCY` items on one event loop, :data:`DEFAULT_SYNC_CONCURRENCY`
     threads). ``max_failures`` is a count (``0``: fail on the first failure), a ratio in (0, 1) of
-    the input, or ``None`` (never fail because of items).
+    the input, or ``None`` (never fail because of items). An error that is permanent
+    (:func:`~._permanence.is_permanent_error`: a missing file, a refused login, an HTTP 404) is
+    retried only with ``item_retry_permanent=True``, whatever ``item_retry_on`` says.
 
     The last four fields are set by whoever runs the items, not by DAG authors: the deadline, how
     long cancelled items get for their cleanup, exceptions that stop the run at once (never
@@ -70,6 +87,7 @@ class RunOptions:
     item_retry_delay: float = 1.0
     item_retry_max_delay: float = 300.0
     item_retry_on: tuple[type[BaseException], ...] = (Exception,)
+    item_retry_permanent: bool = False
     max_failures: int | float | None = 0
     rate_limit: RateLimit | None = None
     max_items: int | None = DEFAULT_MAX_ITEMS
@@ -97,6 +115,8 @@ class RunOptions:
             set_(self, name, seconds(name, getattr(self, name), allow_zero=False))
         set_(self, "timeout", optional_seconds("timeout", self.timeout, allow_zero=False))
         set_(self, "item_retry_on", exception_types("item_retry_on", self.item_retry_on))
+        set_(self, "item_retry_permanent", flag("item_retry_permanent", self.item_retry_permanent))
+        _refuse_never_retried(self)
         set_(self, "stop_on", exception_types("stop_on", self.stop_on))
         set_(self, "max_failures", _max_failures(self.max_failures))
         if self.rate_limit is not None:

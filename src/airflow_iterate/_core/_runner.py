@@ -7,11 +7,13 @@ results, whatever the size of the input. Results land at their input index, so t
 input order however the items interleave.
 
 Per item: wait for the rate limit, call, and on an exception in ``item_retry_on`` try again after
-an exponential backoff, up to ``item_retries`` times. An item that still fails is recorded; once the
-failures exceed ``max_failures`` no new item starts, items already running finish, and the run
-raises :class:`ItemsFailedError`. Under the limit the run succeeds and a failed item's result is
-``None`` (the failures are in :attr:`ItemRunner.failures`). An exception in ``stop_on`` stops the
-run the same way and is re-raised unchanged.
+an exponential backoff, up to ``item_retries`` times; a permanent error (a missing file, a refused
+login: see ``_permanence``) only with ``item_retry_permanent``. Retries are logged through the
+observer, the first few one by one, then one line per progress interval. An item that still fails
+is recorded; once the failures exceed ``max_failures`` no new item starts, items already running
+finish, and the run raises :class:`ItemsFailedError`. Under the limit the run succeeds and a failed
+item's result is ``None`` (the failures are in :attr:`ItemRunner.failures`). An exception in
+``stop_on`` stops the run the same way and is re-raised unchanged.
 
 At the deadline running items are cancelled (async: their ``finally`` and ``async with`` blocks
 run; threads cannot be interrupted, so they get ``cleanup_timeout`` to finish) and
@@ -45,6 +47,7 @@ from ._lag import LoopLagMonitor
 from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
+from ._retrylog import RetryLog
 
 __all__ = ["ItemRunner"]
 
@@ -76,6 +79,13 @@ class ItemRunner(RunBookkeeping[T, R]):
         observer: RunObserver | None = None,
     ) -> None:
         options = options if options is not None else RunOptions()
+        retry_log = RetryLog(
+            observer.retry_note if observer is not None else None,
+            retries=options.item_retries,
+            describe=describe,
+            describe_error=describe_error,
+            on_error=(lambda exc: observer.monitor_error("retry log", exc)) if observer is not None else None,
+        )
         super().__init__(
             options,
             concurrency=options.concurrency_for(is_async),
@@ -83,13 +93,16 @@ class ItemRunner(RunBookkeeping[T, R]):
             describe_error=describe_error,
             index_offset=index_offset,
             checkpoint=checkpoint,
+            retry_log=retry_log,
         )
         self._call = call
         self._is_async = is_async
         self._observer = observer
         self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
         self._simple = options.item_retries == 0 and self._limiter is None
-        self._monitor = Monitor(self.statistics, options, checkpoint=checkpoint, observer=observer)
+        self._monitor = Monitor(
+            self.statistics, options, checkpoint=checkpoint, observer=observer, retry_log=retry_log
+        )
         self._used = False
         self._lock = threading.Lock()  # guards counters and results in the thread engine
         self._cancel_reason: str | None = None
@@ -173,6 +186,7 @@ class ItemRunner(RunBookkeeping[T, R]):
     def _finalize(self, ok: bool) -> None:
         self._t_end = self._t_end or time.monotonic()
         self._monitor.stop()
+        self._retry_log.summarize()  # what the last interval counted
         if self._checkpoint is not None:
             if ok:
                 self._checkpoint.discard()
@@ -260,10 +274,11 @@ class ItemRunner(RunBookkeeping[T, R]):
             try:
                 return await self._call(position, item)
             except Exception as exc:
-                if not self._should_retry(exc, attempt):
+                delay = self._retry_delay(position, item, exc, attempt)
+                if delay is None:
                     raise
             self._retried += 1
-            await asyncio.sleep(self._options.backoff(attempt))
+            await asyncio.sleep(delay)
             attempt += 1
 
     async def _cancel(self, workers: Sequence[asyncio.Future[None]]) -> None:
@@ -371,9 +386,10 @@ class ItemRunner(RunBookkeeping[T, R]):
             try:
                 return self._call(position, item)
             except Exception as exc:
-                if not self._should_retry(exc, attempt):
+                delay = self._retry_delay(position, item, exc, attempt)
+                if delay is None:
                     raise
             with self._lock:
                 self._retried += 1
-            time.sleep(self._options.backoff(attempt))
+            time.sleep(delay)
             attempt += 1

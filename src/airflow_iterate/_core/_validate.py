@@ -11,7 +11,7 @@ import math
 
 from ._errors import IterateUsageError
 
-__all__ = ["exception_types", "optional_seconds", "positive_int", "seconds"]
+__all__ = ["exception_types", "flag", "optional_seconds", "positive_int", "seconds"]
 
 
 def _got(value: object) -> str:
@@ -26,6 +26,13 @@ def positive_int(
         raise error(f"{name} must be an int, got {_got(value)}")
     if value < minimum:
         raise error(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def flag(name: str, value: object, *, error: type[Exception] = IterateUsageError) -> bool:
+    """``True`` or ``False``, nothing else (``1`` or ``"false"`` are most likely mistakes)."""
+    if not isinstance(value, bool):
+        raise error(f"{name} must be True or False, got {_got(value)}")
     return value
 
 

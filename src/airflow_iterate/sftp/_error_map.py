@@ -15,6 +15,7 @@ from typing import Literal
 
 import asyncssh
 
+from .._core import is_permanent_error
 from ._errors import (
     SFTPConnectError,
     SFTPConnectionLostError,
@@ -38,8 +39,13 @@ class _UnusableFile(Exception):
     local link in the way); the message says what, :func:`transfer_error` names the file.
 
     Not an ``OSError`` nor an SFTP error: leaving a borrowed client with it says nothing about the
-    connection, which stays in use.
+    connection, which stays in use. Permanent unless ``permanent=False`` (a file that changed while
+    it was read is complete on a later attempt).
     """
+
+    def __init__(self, message: str, *, permanent: bool = True) -> None:
+        super().__init__(message)
+        self.iterate_permanent = permanent
 
 
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -119,13 +125,16 @@ def failure(
     where = settings.describe()
     conn_id = settings.conn_id
     if kind == "host_key":
-        return SFTPConnectError(_host_key_message(settings, presented_host_key, exc), conn_id=conn_id)
+        return SFTPConnectError(
+            _host_key_message(settings, presented_host_key, exc), conn_id=conn_id, permanent=True
+        )
     if kind == "login":
         return SFTPConnectError(
             f"{where}: the server refused the login of user {settings.username!r} with "
             f"{settings.credentials()}; check the connection's login and its `private_key` / "
             "`key_file` extra or password, and that the key is in the server's authorized_keys",
             conn_id=conn_id,
+            permanent=True,
         )
     if kind == "resolve":
         return SFTPConnectError(
@@ -233,6 +242,9 @@ def transfer_error(exc: BaseException, operation: str, path: str, conn_id: str) 
         operation=operation,
         path=path,
         conn_id=conn_id,
+        # The subclasses say whether they are permanent; the base class means what it wraps means
+        # (the server's "operation unsupported": permanent; a file that changed while read: not).
+        permanent=is_permanent_error(exc) if cls is SFTPTransferError else None,
     )
     error.__cause__ = exc
     return error

@@ -180,7 +180,8 @@ def _regular_size(attrs: asyncssh.SFTPAttrs) -> int | None:
 
 def _changed(how: str) -> _UnusableFile:
     return _UnusableFile(
-        f"the file changed while it was read ({how}); nothing was kept, retry once it is complete"
+        f"the file changed while it was read ({how}); nothing was kept, retry once it is complete",
+        permanent=False,  # still being written: a later attempt reads it whole
     )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import asyncssh
 import asyncssh.encryption
 
+from .._core import is_permanent_error
 from ._errors import SFTPConnectError
 
 __all__ = [
@@ -150,6 +151,7 @@ def read_settings(conn_id: str, *, no_host_key_check: bool | None = None) -> Con
             f"`airflow connections add {conn_id} --conn-type sftp ...`, or an "
             f"AIRFLOW_CONN_{conn_id.upper()} environment variable) or fix the connection id",
             conn_id=conn_id,
+            permanent=True,
         ) from None
     return settings_from_connection(connection, no_host_key_check=no_host_key_check)
 
@@ -174,8 +176,11 @@ def settings_from_connection(connection: Any, *, no_host_key_check: bool | None 
     """
     conn_id = str(getattr(connection, "conn_id", None) or "<unnamed connection>")
 
-    def fail(message: str) -> SFTPConnectError:
-        return SFTPConnectError(f"SFTP connection {conn_id!r}: {message}", conn_id=conn_id)
+    def fail(message: str, *, permanent: bool = True) -> SFTPConnectError:
+        # the connection is defined wrong: no retry of an item fixes that
+        return SFTPConnectError(
+            f"SFTP connection {conn_id!r}: {message}", conn_id=conn_id, permanent=permanent
+        )
 
     host = connection.host
     if not host:
@@ -203,8 +208,8 @@ def settings_from_connection(connection: Any, *, no_host_key_check: bool | None 
             f"cannot load {key_source}: {exc}; it must be a private key in OpenSSH or PEM format "
             "(with `private_key_passphrase` set if it is encrypted)"
         ) from exc
-    except OSError as exc:
-        raise fail(f"cannot read {key_source}: {exc}") from exc
+    except OSError as exc:  # missing or unreadable: permanent; an I/O error may pass
+        raise fail(f"cannot read {key_source}: {exc}", permanent=is_permanent_error(exc)) from exc
 
     raw_check = extra.get("no_host_key_check")
     if raw_check is None:

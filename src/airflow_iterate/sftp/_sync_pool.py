@@ -362,6 +362,7 @@ def _paramiko_private_key(settings: ConnectionSettings) -> Any:
         f"{settings.describe()}: {settings.key_source} is a {settings.client_key.get_algorithm()} key, "
         "which paramiko cannot use; use an RSA, ECDSA or Ed25519 key",
         conn_id=settings.conn_id,
+        permanent=True,
     )
 
 
