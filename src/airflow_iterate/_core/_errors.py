@@ -77,6 +77,8 @@ class ItemFailure:
     input_repr: str
     exception: BaseException
     error: str = ""
+    #: attempts made (1 + the retries it got)
+    attempts: int = 1
 
     def __post_init__(self) -> None:
         if not self.error:
