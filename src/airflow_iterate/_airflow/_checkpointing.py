@@ -17,6 +17,7 @@ from typing import Any
 
 from .._core import Checkpoint, DirectoryStateStore
 from ._compat import xcom_serde
+from ._rerun import apply_rerun_request
 
 #: keys under the task instance's own state store; user keys never start with this
 NAMESPACE = "v1"
@@ -50,7 +51,10 @@ def open_checkpoint(
     encode, decode = _serde()
     store = context.get("task_state_store")
     if store is not None:
-        checkpoint = Checkpoint(store, NAMESPACE, encode=encode, decode=decode, extras=extras)
+        checkpoint = Checkpoint(
+            store, NAMESPACE, encode=encode, decode=decode, extras=extras, keep_finished_runs=True
+        )
+        apply_rerun_request(checkpoint, store, log)
         return checkpoint, "the task state store"
     ti = context["ti"]
     directory = fallback_directory()

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 __all__ = ["Checkpoint", "DirectoryStateStore", "StateStore", "input_digest"]
 
 FORMAT_VERSION = 1
+#: the key (under the checkpoint's prefix) marking a run that succeeded with failed items
+FINISHED_KEY = "finished"
 
 
 class StateStore(Protocol):
@@ -62,9 +64,14 @@ class Checkpoint:
         encode: Callable[[Any], Any] = _identity,
         decode: Callable[[Any], Any] = _identity,
         extras: Callable[[int], Any] | None = None,
+        keep_finished_runs: bool = False,
     ) -> None:
         """``extras(index)``, when given, is stored with each row (encoded like results) and comes
-        back from :meth:`load` in :attr:`loaded_extras`: data an item produced besides its result."""
+        back from :meth:`load` in :attr:`loaded_extras`: data an item produced besides its result.
+        ``keep_finished_runs``: a run that succeeds with failed items keeps its checkpoint
+        (:meth:`finish_with_failures`) instead of discarding it, so that its failed items can be
+        rerun alone."""
+        self.keep_finished_runs = keep_finished_runs
         self._store = store
         self._extras = extras
         self.loaded_extras: dict[int, Any] = {}
@@ -77,6 +84,8 @@ class Checkpoint:
         self._next_key = 0
         self._next_batch = 0
         self._completed: dict[int, tuple[int, Any]] | None = None
+        # the marker of a finished run with failed items: None = not read yet, False = none
+        self._finished: dict[str, Any] | bool | None = None
         #: store writes (sets and deletes) and non-empty flushes so far; show the batching
         self.writes = 0
         self.flushes = 0
@@ -177,6 +186,44 @@ class Checkpoint:
                 self.writes += 1
             self._next_key = 0
             self._next_batch = 0
+            self._completed = {}
+            self.loaded_extras = {}
+            if self._finished is not False:
+                self._store.delete(self._prefix + FINISHED_KEY)
+                self.writes += 1
+                self._finished = False
+
+    # -- a run that succeeded with failed items ---------------------------------------------------
+
+    def finish_with_failures(self, failed: int) -> None:
+        """Keep the checkpoint of a run that succeeded with ``failed`` tolerated failures.
+
+        Its succeeded items are written and a marker says the run finished: a later run of the task
+        can rerun only the failed items (:meth:`finished` tells it there is something to reuse),
+        or discard the checkpoint and run everything, as a plain rerun would.
+        """
+        self.flush()
+        with self._flush_lock:
+            self._store.set(self._prefix + FINISHED_KEY, {"v": FORMAT_VERSION, "failed": failed})
+            self.writes += 1
+            self._finished = {"v": FORMAT_VERSION, "failed": failed}
+
+    def finished(self) -> dict[str, Any] | None:
+        """The marker of an earlier run that succeeded with failed items, if there was one."""
+        if self._finished is None:
+            marker = self._store.get(self._prefix + FINISHED_KEY)
+            valid = isinstance(marker, dict) and marker.get("v") == FORMAT_VERSION
+            self._finished = marker if valid else False
+        return self._finished if isinstance(self._finished, dict) else None
+
+    def reopen(self) -> None:
+        """Resume from a finished checkpoint: the failed items run again, the others are reused."""
+        if self._finished is None:
+            self.finished()
+        if self._finished:
+            self._store.delete(self._prefix + FINISHED_KEY)
+            self.writes += 1
+        self._finished = False
 
 
 class DirectoryStateStore:

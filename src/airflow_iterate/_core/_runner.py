@@ -188,7 +188,9 @@ class ItemRunner(RunBookkeeping[T, R]):
         self._monitor.stop()
         self._retry_log.summarize()  # what the last interval counted
         if self._checkpoint is not None:
-            if ok:
+            if ok and self.failures and self._checkpoint.keep_finished_runs:
+                self._checkpoint.finish_with_failures(len(self.failures))
+            elif ok:
                 self._checkpoint.discard()
             else:
                 self._checkpoint.flush()
