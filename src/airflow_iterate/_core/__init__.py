@@ -13,7 +13,8 @@ on its own and reused by every layer above it.
     _permanence   which errors are permanent (not retried unless item_retry_permanent)
     _retrylog     retry lines: the first few one by one, then one summary per interval
     _ratelimit    a rate limit shared by the items of a run
-    _checkpoint   batched, chunked checkpoints for resuming a run
+    _checkpoint   batched, chunked checkpoints for resuming a run (and rerunning failed items)
+    _ledger       the item ledger: a bounded document of a run's items, for readers outside it
     _monitor      RunObserver, and the thread that reports progress and flushes checkpoints
     _lag          noticing (and locating) a blocked event loop
     _stats        RunStatistics snapshots
@@ -34,6 +35,7 @@ from ._errors import (
     error_text,
 )
 from ._inputs import check_iterable, cross_product, kwargs_stream, short_repr
+from ._ledger import Ledger, LedgerStore, RunningItem
 from ._monitor import RunObserver
 from ._options import (
     DEFAULT_ASYNC_CONCURRENCY,
@@ -60,11 +62,14 @@ __all__ = [
     "IterateInputError",
     "IterateTimeoutError",
     "IterateUsageError",
+    "Ledger",
+    "LedgerStore",
     "RateLimit",
     "RecordedItemError",
     "RunObserver",
     "RunOptions",
     "RunStatistics",
+    "RunningItem",
     "StateStore",
     "SyncCallOnLoopError",
     "check_iterable",
