@@ -139,6 +139,29 @@ class IterateTimeoutError(IterateError):
         return (_rebuild, (type(self), (self.timeout,), counts))
 
 
+class ItemTimeoutError(IterateError, TimeoutError):
+    """An attempt of one item ran longer than ``item_timeout``; it counts like any item error.
+
+    An async attempt was cancelled and its cleanup ran; a sync one (``abandoned``) could not be
+    interrupted: its thread finishes in the background and its result is not used.
+    """
+
+    def __init__(self, index: int, label: str, seconds: float, *, abandoned: bool = False) -> None:
+        self.index = index
+        self.label = label
+        self.seconds = seconds
+        self.abandoned = abandoned
+        what = (
+            "its thread could not be interrupted and finishes in the background, unused"
+            if abandoned
+            else "it was cancelled after its cleanup ran"
+        )
+        super().__init__(f"item {index} ({label}) ran longer than item_timeout={seconds:g}s: {what}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), (self.index, self.label, self.seconds), {"abandoned": self.abandoned}))
+
+
 class IterateCancelledError(IterateError):
     """The run was cancelled from outside (e.g. the task was killed) and stopped cleanly."""
 
