@@ -16,6 +16,7 @@ on its own and reused by every layer above it.
     _checkpoint   batched, chunked checkpoints for resuming a run (and rerunning failed items)
     _ledger       the item ledger: a bounded document of a run's items, for readers outside it
     _monitor      RunObserver, and the thread that reports progress and flushes checkpoints
+    _timeouts     item_timeout: cancelled async attempts, abandoned (bounded) sync ones
     _lag          noticing (and locating) a blocked event loop
     _stats        RunStatistics snapshots
     _errors       the exception tree
@@ -25,6 +26,7 @@ from ._checkpoint import Checkpoint, DirectoryStateStore, StateStore, input_dige
 from ._errors import (
     ItemFailure,
     ItemsFailedError,
+    ItemTimeoutError,
     IterateCancelledError,
     IterateError,
     IterateInputError,
@@ -56,6 +58,7 @@ __all__ = [
     "DirectoryStateStore",
     "ItemFailure",
     "ItemRunner",
+    "ItemTimeoutError",
     "ItemsFailedError",
     "IterateCancelledError",
     "IterateError",

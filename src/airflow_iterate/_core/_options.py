@@ -88,6 +88,7 @@ class RunOptions:
     item_retry_max_delay: float = 300.0
     item_retry_on: tuple[type[BaseException], ...] = (Exception,)
     item_retry_permanent: bool = False
+    item_timeout: float | None = None
     max_failures: int | float | None = 0
     rate_limit: RateLimit | None = None
     max_items: int | None = DEFAULT_MAX_ITEMS
@@ -114,6 +115,7 @@ class RunOptions:
         for name in ("checkpoint_interval", "progress_interval", "loop_block_threshold"):
             set_(self, name, seconds(name, getattr(self, name), allow_zero=False))
         set_(self, "timeout", optional_seconds("timeout", self.timeout, allow_zero=False))
+        set_(self, "item_timeout", optional_seconds("item_timeout", self.item_timeout, allow_zero=False))
         set_(self, "item_retry_on", exception_types("item_retry_on", self.item_retry_on))
         set_(self, "item_retry_permanent", flag("item_retry_permanent", self.item_retry_permanent))
         _refuse_never_retried(self)

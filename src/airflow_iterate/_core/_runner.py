@@ -48,6 +48,7 @@ from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
 from ._retrylog import RetryLog
+from ._timeouts import AbandonedThreads, SyncAttemptTimeout, async_with_timeout
 
 __all__ = ["ItemRunner"]
 
@@ -96,6 +97,14 @@ class ItemRunner(RunBookkeeping[T, R]):
             retry_log=retry_log,
         )
         self._call = call
+        self._timed: SyncAttemptTimeout | None = None
+        if options.item_timeout is not None:
+            if is_async:
+                self._call = async_with_timeout(call, options.item_timeout, describe)
+            else:
+                bound = AbandonedThreads(options.concurrency_for(is_async))
+                self._timed = SyncAttemptTimeout(call, options.item_timeout, describe, bound)
+                self._call = self._timed
         self._is_async = is_async
         self._observer = observer
         self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
@@ -183,8 +192,15 @@ class ItemRunner(RunBookkeeping[T, R]):
             return self._concurrency
         return max(1, min(self._concurrency, self._total))
 
+    @property
+    def abandoned_attempts(self) -> int:
+        """Sync attempts that timed out and were left to finish on their threads."""
+        return 0 if self._timed is None else self._timed.abandoned.total
+
     def _finalize(self, ok: bool) -> None:
         self._t_end = self._t_end or time.monotonic()
+        if self._timed is not None:
+            self._timed.close()
         self._monitor.stop()
         self._retry_log.summarize()  # what the last interval counted
         if self._checkpoint is not None:

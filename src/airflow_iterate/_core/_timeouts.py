@@ -4,9 +4,10 @@ Async attempts are cancelled at the deadline: their ``finally`` / ``async with``
 the attempt fails with :class:`ItemTimeoutError`. A thread cannot be interrupted, so a sync
 attempt runs on a thread of its own that its worker waits on; at the deadline the worker stops
 waiting, the attempt fails the same way, and the worker goes on with a fresh thread while the old
-one finishes in the background, its result thrown away. Abandoned threads are bounded: at most
-``concurrency`` at a time; at that bound a worker waits for one of them to end before it starts
-another attempt, so a server that hangs every call slows the run instead of piling up threads.
+one finishes in the background, its result thrown away. Abandoned threads are bounded: once
+``concurrency`` of them are still running, a worker waits for one to end before it starts another
+attempt (the attempts already in flight may still be abandoned: at most ``2 x concurrency - 1``),
+so a server that hangs every call slows the run down instead of piling up threads.
 """
 
 from __future__ import annotations
