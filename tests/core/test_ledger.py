@@ -101,3 +101,47 @@ def test_a_huge_run_keeps_the_document_small_and_pages_its_failures() -> None:
         running=[], failures=failures,
     )  # fmt: skip
     assert store.puts == [failure_page_key(2000), LEDGER_KEY]
+
+
+def test_a_run_writes_its_ledger_while_it_runs_and_at_the_end() -> None:
+    import asyncio
+    import threading
+    import time
+
+    from airflow_iterate._core import ItemRunner, RunOptions
+
+    store = MemoryStore()
+    gate = threading.Event()
+
+    async def body(position: int, item: int) -> int:
+        if item >= 50:
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait, 30)
+        if item % 25 == 7:
+            raise ConnectionError(f"no answer for {item}")
+        return item
+
+    options = RunOptions(concurrency=10, max_failures=None, progress_interval=0.05)
+    runner: ItemRunner[int, int] = ItemRunner(
+        body, options, is_async=True, describe=lambda i: f"file-{i}.xml", ledger=Ledger(store)
+    )
+    thread = threading.Thread(target=runner.run, args=(range(100),))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until a document shows the ten items waiting at the gate
+        doc = store.values.get(LEDGER_KEY)
+        if doc and doc["counts"]["in_flight"] == 10 and doc["counts"]["done"] == 50:
+            break
+        gate.wait(0.02)
+    live = store.values[LEDGER_KEY]
+    gate.set()
+    thread.join(30)
+
+    assert live["state"] == "running" and live["total"] == 100
+    assert [item["label"] for item in live["in_flight"]] == [f"file-{i}.xml" for i in range(50, 60)]
+    assert live["done_ranges"] == [[0, 50]]
+    final = store.values[LEDGER_KEY]
+    assert final["state"] == "success" and final["done_ranges"] == [[0, 100]]
+    assert final["counts"]["succeeded"] == 96 and final["counts"]["failed"] == 4
+    assert [(f["index"], f["label"], f["error_type"]) for f in final["failed"]] == [
+        (i, f"file-{i}.xml", "ConnectionError") for i in (7, 32, 57, 82)
+    ]

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from ._checkpoint import Checkpoint, input_digest
 from ._errors import ItemFailure, ItemsFailedError, IterateInputError
+from ._ledger import MAX_IN_FLIGHT, RunningItem
 from ._options import RunOptions
 from ._permanence import is_permanent_error
 from ._retrylog import RetryLog
@@ -64,6 +65,8 @@ class RunBookkeeping(Generic[T, R]):
         self._resume = checkpoint.completed if checkpoint is not None else None
         self._results: list[Any] = []
         self.failures: list[ItemFailure] = []
+        # in flight, by index into _results: [item, attempt, wall-clock start of the attempt]
+        self._running: dict[int, list[Any]] = {}
         self._limit: int | None = None
         self._input_error: BaseException | None = None
         self._stop_error: BaseException | None = None
@@ -100,6 +103,20 @@ class RunBookkeeping(Generic[T, R]):
             elapsed=0.0 if self._t0 is None else now - self._t0,
         )
 
+    def ledger_view(self) -> tuple[int, list[RunningItem], list[ItemFailure]]:
+        """What the item ledger lists: items pulled so far, the items in flight, the failures.
+
+        Safe from another thread while the run goes on: the copies are single C-level operations.
+        """
+        running = self._running.copy()
+        pulled = len(self._results)
+        failures = self.failures.copy()
+        in_flight = [
+            RunningItem(self._offset + index, self._describe(item), attempt, since)
+            for index, (item, attempt, since) in sorted(running.items())[:MAX_IN_FLIGHT]
+        ]
+        return pulled, in_flight, failures
+
     def _too_many(self, max_items: int, seen: int | None) -> IterateInputError:
         count = f"{seen:,} items" if seen is not None else f"more than {max_items:,} items"
         return IterateInputError(
@@ -134,6 +151,7 @@ class RunBookkeeping(Generic[T, R]):
                     self._resumed += 1
                     continue
                 self._changed_inputs += 1
+            self._running[len(self._results)] = [item, 1, time.time()]
             self._results.append(_PENDING)
             self._started += 1
             self._in_flight += 1
@@ -142,6 +160,7 @@ class RunBookkeeping(Generic[T, R]):
             return index, item
 
     def _succeed(self, index: int, item: T, value: Any) -> None:
+        self._running.pop(index, None)
         self._results[index] = value
         self._succeeded += 1
         if self._checkpoint is not None:
@@ -149,8 +168,10 @@ class RunBookkeeping(Generic[T, R]):
 
     def _fail(self, index: int, item: T, exc: Exception) -> None:
         self._results[index] = FAILED_RESULT
+        running = self._running.pop(index, None)
+        attempts = running[1] if running is not None else 1
         self.failures.append(
-            ItemFailure(self._offset + index, self._describe(item), exc, self._describe_error(exc))
+            ItemFailure(self._offset + index, self._describe(item), exc, self._describe_error(exc), attempts)
         )
         # A tolerated failure must not keep the item's locals (a downloaded file, a parsed page)
         # alive until the run ends: the traceback keeps its lines, its frames lose their variables.
@@ -181,6 +202,10 @@ class RunBookkeeping(Generic[T, R]):
             return None
         delay = opts.backoff(attempt)
         self._retry_log.retrying(position, item, exc, attempt, delay)
+        running = self._running.get(position - self._offset)
+        if running is not None:  # the next attempt, from the end of its backoff
+            running[1] = attempt + 1
+            running[2] = time.time() + delay
         return delay
 
     def _outcome(self) -> list[R]:

@@ -47,8 +47,10 @@ class Monitor:
         checkpoint: Checkpoint | None,
         observer: RunObserver | None,
         retry_log: RetryLog | None = None,
+        write_ledger: Callable[[str], None] | None = None,
     ) -> None:
         self._statistics = statistics
+        self._write_ledger = write_ledger
         self._options = options
         self._checkpoint = checkpoint
         self._observer = observer
@@ -57,7 +59,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self._observer is None and self._checkpoint is None:
+        if self._observer is None and self._checkpoint is None and self._write_ledger is None:
             return
         self._thread = threading.Thread(target=self._loop, name="iterate-monitor", daemon=True)
         self._thread.start()
@@ -72,16 +74,20 @@ class Monitor:
         progress_interval = self._options.progress_interval
         flush_interval = self._options.checkpoint_interval
         now = time.monotonic()
-        next_progress = now + progress_interval if observer is not None else float("inf")
+        reporting = observer is not None or self._write_ledger is not None
+        next_progress = now + progress_interval if reporting else float("inf")
         next_flush = now + flush_interval if checkpoint is not None else float("inf")
         while not self._stopped.wait(max(0.0, min(next_progress, next_flush) - time.monotonic())):
             now = time.monotonic()
-            if now >= next_progress and observer is not None:
+            if now >= next_progress:
                 next_progress = now + progress_interval
-                try:
-                    observer.progress(self._statistics())
-                except Exception as exc:
-                    observer.monitor_error("progress report", exc)
+                if observer is not None:
+                    try:
+                        observer.progress(self._statistics())
+                    except Exception as exc:
+                        observer.monitor_error("progress report", exc)
+                if self._write_ledger is not None:
+                    self._write_ledger("running")  # reports its own errors
                 if self._retry_log is not None:
                     self._retry_log.summarize()  # at most one line per interval; never raises
             if now >= next_flush and checkpoint is not None:

@@ -44,6 +44,7 @@ from ._errors import (
 )
 from ._inputs import short_repr
 from ._lag import LoopLagMonitor
+from ._ledger import Ledger
 from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
 from ._ratelimit import RateLimiter
@@ -78,6 +79,7 @@ class ItemRunner(RunBookkeeping[T, R]):
         index_offset: int = 0,
         checkpoint: Checkpoint | None = None,
         observer: RunObserver | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         options = options if options is not None else RunOptions()
         retry_log = RetryLog(
@@ -109,8 +111,14 @@ class ItemRunner(RunBookkeeping[T, R]):
         self._observer = observer
         self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
         self._simple = options.item_retries == 0 and self._limiter is None
+        self._ledger = ledger
         self._monitor = Monitor(
-            self.statistics, options, checkpoint=checkpoint, observer=observer, retry_log=retry_log
+            self.statistics,
+            options,
+            checkpoint=checkpoint,
+            observer=observer,
+            retry_log=retry_log,
+            write_ledger=self._write_ledger if ledger is not None else None,
         )
         self._used = False
         self._lock = threading.Lock()  # guards counters and results in the thread engine
@@ -197,12 +205,33 @@ class ItemRunner(RunBookkeeping[T, R]):
         """Sync attempts that timed out and were left to finish on their threads."""
         return 0 if self._timed is None else self._timed.abandoned.total
 
+    def _write_ledger(self, state: str) -> None:
+        if self._ledger is None:
+            return
+        try:
+            pulled, running, failures = self.ledger_view()
+            self._ledger.write(
+                self.statistics(),
+                state=state,
+                offset=self._offset,
+                pulled=pulled,
+                running=running,
+                failures=failures,
+            )
+        except Exception as exc:  # the run goes on; only its visibility suffers
+            if self._observer is not None:
+                self._observer.monitor_error("item ledger write", exc)
+
     def _finalize(self, ok: bool) -> None:
         self._t_end = self._t_end or time.monotonic()
         if self._timed is not None:
             self._timed.close()
         self._monitor.stop()
         self._retry_log.summarize()  # what the last interval counted
+        if ok:
+            self._write_ledger("success")
+        else:
+            self._write_ledger("cancelled" if self._cancel_reason is not None else "failed")
         if self._checkpoint is not None:
             if ok and self.failures and self._checkpoint.keep_finished_runs:
                 self._checkpoint.finish_with_failures(len(self.failures))
