@@ -18,6 +18,7 @@ from airflow_iterate._core import RUN_OPTION_NAMES, ItemFailure
 PUBLIC = {
     "BaseAsyncOperator",
     "ItemFailure",
+    "ItemTimeoutError",
     "ItemsFailedError",
     "IterateCancelledError",
     "IterateError",
@@ -27,6 +28,7 @@ PUBLIC = {
     "IterateTimeoutError",
     "IterateUsageError",
     "RecordedItemError",
+    "RerunRequestError",
     "SyncCallOnLoopError",
     "__version__",
     "aget_connection",
@@ -34,6 +36,7 @@ PUBLIC = {
     "axcom_pull",
     "iterate",
     "iterate_kwargs",
+    "request_rerun_of_failed_items",
 }
 
 

@@ -37,9 +37,11 @@ from ._airflow._compat import BaseAsyncOperator
 from ._airflow._compat import enable_async_tasks as _enable_async_tasks
 from ._airflow._operator import IterateOperator
 from ._airflow._options import IterateOptions
+from ._airflow._rerun_request import RerunRequestError, request_rerun_of_failed_items
 from ._core import (
     ItemFailure,
     ItemsFailedError,
+    ItemTimeoutError,
     IterateCancelledError,
     IterateError,
     IterateInputError,
@@ -53,6 +55,7 @@ from ._public import present_as as _present_as
 __all__ = [
     "BaseAsyncOperator",
     "ItemFailure",
+    "ItemTimeoutError",
     "ItemsFailedError",
     "IterateCancelledError",
     "IterateError",
@@ -62,6 +65,7 @@ __all__ = [
     "IterateTimeoutError",
     "IterateUsageError",
     "RecordedItemError",
+    "RerunRequestError",
     "SyncCallOnLoopError",
     "__version__",
     "aget_connection",
@@ -69,6 +73,7 @@ __all__ = [
     "axcom_pull",
     "iterate",
     "iterate_kwargs",
+    "request_rerun_of_failed_items",
 ]
 
 _present_as(__name__, globals(), __all__)

@@ -21,6 +21,7 @@ from ._compat import (
 )
 from ._inputs import IterateInput, KwargsInput, ProductInput
 from ._item_context import ITERATE_INDEX_KEY
+from ._labels import check_label_fields
 from ._operator import _PythonIterateOperator
 from ._options import OPTION_NAMES, IterateOptions, IterateSettings
 from ._scaleout import build_chunked
@@ -73,6 +74,7 @@ def iterate(task: Any, /, **arguments: Any) -> XComArg:
         raise IterateUsageError("iterate() needs at least one keyword argument to iterate over")
     for name, value in arguments.items():
         _require_iterable_argument("iterate", name, value)
+    check_label_fields(settings.item_label, set(arguments))
     if isinstance(task, OperatorPartial):
         _validate_operator_names(task, "iterate", arguments)
         _require_shared_values(task, target, fixed, arguments, options)

@@ -26,6 +26,8 @@ from ._checkpointing import open_checkpoint
 from ._compat import AirflowFailException, AirflowSkipException, AirflowTaskTimeout, redact, xcom_serde
 from ._inputs import ItemSource, IterateInput
 from ._item_context import ItemXComs
+from ._labels import ItemLabels
+from ._ledger_store import open_ledger
 from ._loop_guard import guard_sync_sdk_calls
 from ._options import IterateSettings
 from ._python import ItemInvoker
@@ -121,17 +123,19 @@ class IterateOperator(BaseOperator):
             for index, pushed in checkpoint.loaded_extras.items():
                 sink.restore(index, pushed)
         reporter = Reporter(self.log, context)
+        labels = ItemLabels(settings.item_label, self.log)
+        total = items.length()
         runner: ItemRunner[dict[str, Any], Any] = ItemRunner(
             invoker,
             options,
             is_async=invoker.is_async,
-            describe=_describe_item,
+            describe=labels,
             describe_error=_describe_error,
             index_offset=items.offset,
             checkpoint=checkpoint,
             observer=reporter,
+            ledger=open_ledger(context, **self._ledger_about(items, total)),
         )
-        total = items.length()
         self.log.info(
             "Iterating %s over %s item(s), up to %d at a time (%s)",
             self._target_name(),
@@ -156,8 +160,17 @@ class IterateOperator(BaseOperator):
             if stats.started or stats.resumed or not _input_failed():
                 reporter.finished(stats, runner.failures)
             self._publish_item_xcoms(context["ti"], sink, items.offset, stats.started + stats.resumed)
-        _require_serializable(results, items)
+        if runner.abandoned_attempts:
+            self.log.warning(
+                "%d sync attempt(s) ran past item_timeout and were left to finish on their threads",
+                runner.abandoned_attempts,
+            )
+        _require_serializable(results, items, labels)
         return results
+
+    def _ledger_about(self, items: ItemSource, total: int | None) -> dict[str, Any]:
+        """What the item ledger says about this task instance's share of the input."""
+        return {"first_index": items.offset, "operator": self._target_name()}
 
     def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, start: int, count: int) -> list[str]:
         pushed = sink.publish(ti, start, count)
@@ -236,7 +249,9 @@ class _PythonIterateOperator(IterateOperator):
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -> None:
+def _require_serializable(
+    results: list[Any], items: Iterable[dict[str, Any]], labels: Callable[[Mapping[str, Any]], str]
+) -> None:
     """Fail naming the item whose result cannot be stored as an XCom, instead of a bare TypeError."""
     serde = xcom_serde()
     if serde is None:  # pragma: no cover - left to the XCom push
@@ -257,7 +272,7 @@ def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -
             )
             position = getattr(items, "offset", 0) + index
             raise ItemsFailedError(
-                [ItemFailure(position, _describe_item(item), error, _describe_error(error))],
+                [ItemFailure(position, labels(item), error, _describe_error(error))],
                 completed=len(results),
                 total=len(results),
             ) from exc
@@ -266,14 +281,6 @@ def _require_serializable(results: list[Any], items: Iterable[dict[str, Any]]) -
 def _input_failed() -> bool:
     """Whether the exception being handled is an input error: nothing ran, and it says why."""
     return isinstance(sys.exc_info()[1], IterateInputError)
-
-
-def _describe_item(item: Mapping[str, Any]) -> str:
-    """A short repr of an item's arguments for logs, errors and XComs, with secrets redacted."""
-    if len(item) == 1:
-        name, value = next(iter(item.items()))
-        return short_repr(redact({name: value})[name])
-    return short_repr(redact(dict(item)))
 
 
 def _describe_error(exc: BaseException) -> str:

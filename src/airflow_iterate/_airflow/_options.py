@@ -2,22 +2,23 @@
 
 :class:`IterateOptions` is the one list of option names and types (the signature of
 ``iterate_kwargs`` unpacks it). The options that shape a run are the core's :class:`RunOptions`
-fields of the same names, validated there; the three that shape the task (checkpointing and the
-split into chunks) are validated here. :class:`IterateSettings` carries both, whole, to the
-operators.
+fields of the same names, validated there; the four that shape the task (checkpointing, the
+split into chunks, how items are named) are validated here. :class:`IterateSettings` carries
+both, whole, to the operators.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypedDict
 
 from .._core import RUN_OPTION_NAMES, IterateUsageError, RunOptions
 from .._core._validate import flag
+from ._labels import check_label_fields
 
 __all__ = ["OPTION_NAMES", "TASK_OPTION_NAMES", "IterateOptions", "IterateSettings"]
 
@@ -37,6 +38,11 @@ class IterateOptions(TypedDict, total=False):
     item_retry_on: type[BaseException] | tuple[type[BaseException], ...]
     #: retry errors that are permanent too (a missing file, a refused login, an HTTP 404)
     item_retry_permanent: bool
+    #: seconds (or a timedelta) one attempt of an item may take; None: no limit
+    item_timeout: float | timedelta | None
+    #: how items are named in logs, errors, failures and the item ledger: a format string over the
+    #: item's arguments (``"{path}"``) or a callable taking them as keyword arguments
+    item_label: str | Callable[..., Any] | None
     #: failed items tolerated: a count, a ratio in (0, 1) of the input, or None for no limit
     max_failures: int | float | None
     #: record succeeded items so that a rerun of the task skips them
@@ -57,8 +63,9 @@ class IterateOptions(TypedDict, total=False):
 
 #: every option name, in the order the README lists them
 OPTION_NAMES: frozenset[str] = frozenset(IterateOptions.__annotations__)
-#: the options that shape the task; every other option is a field of the core's RunOptions
-TASK_OPTION_NAMES = frozenset({"checkpoint", "chunk_size", "chunks"})
+#: the options that shape the task (and how it names items); every other option is a field of the
+#: core's RunOptions
+TASK_OPTION_NAMES = frozenset({"checkpoint", "chunk_size", "chunks", "item_label"})
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,10 @@ class IterateSettings:
     checkpoint: bool = True
     chunk_size: int | None = None
     chunks: int | None = None
+    item_label: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
+        check_label_fields(self.item_label, None)
         for name in ("chunk_size", "chunks"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -87,7 +87,11 @@ def _iso(timestamp: float) -> str:
 def _failure_entry(failure: ItemFailure) -> dict[str, Any]:
     message = failure.error
     type_name = type(failure.exception).__name__
-    if message.startswith(f"{type_name}: "):
+    if type_name == "RecordedItemError":  # recorded as "Type: message" by the run that raised it
+        recorded_type, colon, rest = message.partition(": ")
+        if colon and recorded_type.isidentifier():
+            type_name, message = recorded_type, rest
+    elif message.startswith(f"{type_name}: "):
         message = message[len(type_name) + 2 :]
     return {
         "index": failure.index,

@@ -44,6 +44,10 @@ class _ChunkOperator(IterateOperator):
         start, stop = chunk_bounds_of(self.chunk)
         return super()._resolved_input(context).window(start, stop)
 
+    def _ledger_about(self, items: ItemSource, total: int | None) -> dict[str, Any]:
+        start, stop = chunk_bounds_of(self.chunk)
+        return {**super()._ledger_about(items, total), "chunk": {"start": start, "stop": stop}}
+
     def _publish_item_xcoms(self, ti: Any, sink: ItemXComs, start: int, count: int) -> list[str]:
         pushed = super()._publish_item_xcoms(ti, sink, start, count)
         if pushed:

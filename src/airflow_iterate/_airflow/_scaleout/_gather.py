@@ -14,6 +14,7 @@ from ..._core import (
     RunOptions,
     short_repr,
 )
+from .._ledger_store import write_gathered_ledger
 from .._paging import stream
 from .._reporting import FAILURES_KEY, SUMMARY_KEY
 
@@ -64,10 +65,22 @@ class IterateGatherOperator(BaseOperator):
         results = [result for part in parts for result in part]
         chunks = len(parts)
         summary: dict[str, Any] = {"chunks": chunks, **dict.fromkeys(_SUMMED_STATISTICS, 0)}
-        for chunk_summary in stream(self.chunk_summaries):
+        chunk_summaries = [dict(s or {}) for s in stream(self.chunk_summaries)]
+        for chunk_summary in chunk_summaries:
             for key in _SUMMED_STATISTICS:
                 summary[key] += chunk_summary.get(key) or 0
         failures = [failure for part in stream(self.chunk_failures) for failure in part]
+        exceeded = self.run_options.failures_exceeded(summary["failed"], len(results))
+        try:
+            write_gathered_ledger(
+                context,
+                state="failed" if exceeded else "success",
+                chunk_summaries=chunk_summaries,
+                planned=list(planned or []),
+                failures=failures,
+            )
+        except Exception as exc:  # visibility only: the results still go downstream
+            self.log.warning("Could not write the item ledger: %s: %s", type(exc).__name__, exc)
         ti.xcom_push(key=SUMMARY_KEY, value=summary)
         if failures:
             ti.xcom_push(key=FAILURES_KEY, value=failures)
@@ -81,7 +94,7 @@ class IterateGatherOperator(BaseOperator):
             f"{summary['failed']:,}",
         )
         # Each chunk tolerated max_failures on its own; the whole input must too.
-        if self.run_options.failures_exceeded(summary["failed"], len(results)):
+        if exceeded:
             raise ItemsFailedError(
                 [
                     ItemFailure(f["index"], f["input"], RecordedItemError(f["error"]))
