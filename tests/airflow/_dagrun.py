@@ -24,7 +24,15 @@ except ImportError:  # Airflow 3.1: the same from_dict/to_dict on the serialized
         SerializedDAG as DagSerialization,
     )
 
-__all__ = ["DagSerialization", "mapped_xcoms", "rendered_map_indexes", "run_dag", "task_instances", "xcom"]
+__all__ = [
+    "DagSerialization",
+    "ledger",
+    "mapped_xcoms",
+    "rendered_map_indexes",
+    "run_dag",
+    "task_instances",
+    "xcom",
+]
 
 
 def run_dag(dag: DAG) -> DagRun:
@@ -74,3 +82,30 @@ def rendered_map_indexes(dag_run: DagRun, task_id: str) -> list[str | None]:
             dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id
         )
         return [ti.rendered_map_index for ti in sorted(rows, key=lambda ti: ti.map_index)]
+
+
+def ledger(dag_run: DagRun, task_id: str, name: str = "ledger", map_index: int = -1) -> Any:
+    """The item ledger (or one of its failure pages) an iterated task instance wrote.
+
+    Airflow 3.3+: its task state store; before: the XCom the task pushed while it ran.
+    """
+    import json
+
+    try:
+        from airflow.models.task_state_store import TaskStateStoreModel
+    except ImportError:  # Airflow 3.1: no task state store
+        return xcom(dag_run, task_id, key="iterate_" + name.replace("/", "_"), map_index=map_index)
+    with create_session() as session:
+        row = (
+            session.query(TaskStateStoreModel)
+            .filter_by(
+                dag_id=dag_run.dag_id,
+                run_id=dag_run.run_id,
+                task_id=task_id,
+                map_index=map_index,
+                key=f"airflow_iterate/{name}",
+            )
+            .one_or_none()
+        )
+        assert row is not None, f"no item ledger {name!r} for task {task_id!r}"
+        return json.loads(row.value)
