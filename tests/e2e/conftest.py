@@ -11,7 +11,13 @@ from ._deployment import AirflowDeployment
 
 DAGS_SOURCE = Path(__file__).parent / "dags"
 #: every DAG the tests use; startup waits until all of them are parsed and served by the API
-EXPECTED_DAG_IDS = ("iterate_e2e", "iterate_resume_e2e", "iterate_connections_e2e")
+EXPECTED_DAG_IDS = (
+    "iterate_e2e",
+    "iterate_resume_e2e",
+    "iterate_connections_e2e",
+    "iterate_ledger_e2e",
+    "iterate_rerun_e2e",
+)
 
 
 @pytest.fixture(scope="session")
