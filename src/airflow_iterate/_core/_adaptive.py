@@ -1,0 +1,167 @@
+"""``concurrency="auto"``: a limit on items in flight that finds the server's capacity by itself.
+
+The limit is updated once per *round*: once as many attempts as the limit allows have ended (or
+two round trips have passed, whichever comes first), from what that round saw:
+
+- **Overload** (the server said "too much": an HTTP 429 or 503, a refused SSH handshake, what
+  ``overload_on`` names): the server served ``succeeded`` attempts of the round at once, so the
+  limit becomes 90 % of that (at most half the old limit is kept if nothing succeeded). One cut
+  per round: the attempts in flight together all met the same overload. A ``Retry-After`` also
+  pauses new starts for that long.
+- **Latency** grew past ``TOLERANCE`` x the baseline (the lowest round latency of the last
+  ``BASELINE_ROUNDS`` rounds, the idea of TCP Vegas and Netflix's Gradient limiters): the server
+  queues, so the limit shrinks in proportion, ``limit x tolerance x baseline / latency``.
+- **Otherwise** it grows: doubling per round until the first overload or latency rise ("slow
+  start", as TCP does, to reach a large capacity in a few round trips), then by ``sqrt(limit)``
+  per round while below 80 % of the limit at the last overload, and by one per round near it, so
+  that probing costs few refused requests.
+
+Why this one: AIMD alone finds the point where the server refuses and oscillates around it,
+every cut a burst of refused requests; a latency gradient alone never sees a server that refuses
+instead of queueing. Here a refusing server is met within one round at about its capacity, and a
+queueing one is held where its latency is ``TOLERANCE`` x the unloaded one (its throughput does
+not grow past that point anyway). Independent runs against one server (the chunks of a task,
+other tasks) converge towards equal shares as TCP flows do: a cut takes from each what it got
+served, and the additive probe adds the same to each.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["AdaptiveLimit", "LimitChange"]
+
+#: latency may grow this much over the baseline before the limit shrinks
+TOLERANCE = 1.5
+#: rounds over which the lowest round latency is the baseline
+BASELINE_ROUNDS = 50
+#: after an overload the limit is this share of what the server served at once
+OVERLOAD_SHARE = 0.9
+#: near what the server served at the last overload (this share of it) growth slows to +1
+NEAR_LAST_OVERLOAD = 0.8
+#: near the last overload, one probe (+1) per this many attempts (at least one round)
+PROBE_ATTEMPTS = 128
+#: changes kept for reporting
+HISTORY = 256
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """The limit changed at ``at`` (monotonic seconds) to ``limit``, because of ``reason``."""
+
+    at: float
+    limit: int
+    reason: str  # "grow", "latency", "overload"
+
+
+class AdaptiveLimit:
+    """The adaptive limit of one run; thread-safe, cheap per sample (an update per round)."""
+
+    def __init__(
+        self,
+        *,
+        initial: int,
+        floor: int,
+        ceiling: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= floor <= ceiling:
+            raise ValueError(f"need 1 <= floor <= ceiling, got {floor}, {ceiling}")
+        self.floor = floor
+        self.ceiling = ceiling
+        self._limit = float(min(max(initial, floor), ceiling))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._round_start = clock()
+        self._round_ok = 0
+        self._round_overloaded = 0
+        self._round_latency = 0.0
+        self._round_retry_after: float | None = None
+        self._baseline: deque[float] = deque(maxlen=BASELINE_ROUNDS)
+        self._slow_start = True
+        self._last_overload_limit: float | None = None
+        self._rounds_near = 0
+        self._pause_until = 0.0
+        self.overloads = 0
+        self.history: deque[LimitChange] = deque(maxlen=HISTORY)
+
+    @property
+    def current(self) -> int:
+        """Items allowed in flight now."""
+        return int(self._limit)
+
+    def pause_remaining(self) -> float:
+        """Seconds until new starts are allowed again (after a ``Retry-After``), 0 if none."""
+        return max(0.0, self._pause_until - self._clock())
+
+    def on_success(self, latency: float) -> None:
+        """An attempt ended without overload after ``latency`` seconds."""
+        with self._lock:
+            self._round_ok += 1
+            self._round_latency += latency
+            self._maybe_end_round()
+
+    def on_overload(self, retry_after: float | None = None) -> None:
+        """An attempt was refused for overload; ``retry_after`` is the server's own pause, if any."""
+        with self._lock:
+            self.overloads += 1
+            self._round_overloaded += 1
+            if retry_after is not None and retry_after > 0:
+                self._pause_until = max(self._pause_until, self._clock() + min(retry_after, 300.0))
+            self._maybe_end_round()
+
+    def _maybe_end_round(self) -> None:
+        now = self._clock()
+        ended = self._round_ok + self._round_overloaded
+        typical = min(self._baseline) if self._baseline else None
+        timed_out = typical is not None and now - self._round_start >= 2 * typical and ended > 0
+        if ended < max(1, int(self._limit)) and not timed_out:
+            return
+        ok, overloaded = self._round_ok, self._round_overloaded
+        latency = self._round_latency / ok if ok else None
+        self._round_start = now
+        self._round_ok = self._round_overloaded = 0
+        self._round_latency = 0.0
+        limit = self._limit
+        if overloaded:
+            self._slow_start = False
+            self._last_overload_limit = float(ok) if ok else limit * 0.5
+            served = ok * OVERLOAD_SHARE if ok else limit * 0.5
+            self._set(min(served, limit * 0.9), "overload")
+            return
+        if latency is None:
+            return
+        self._baseline.append(latency)
+        baseline = min(self._baseline)
+        if latency > TOLERANCE * baseline:
+            self._slow_start = False
+            self._set(limit * TOLERANCE * baseline / latency, "latency")
+        elif ended >= int(limit):  # a full round at the limit: the limit, not the input, was the bound
+            if self._slow_start:
+                grown = limit * 2
+            elif (
+                self._last_overload_limit is not None
+                and limit >= NEAR_LAST_OVERLOAD * self._last_overload_limit
+            ):
+                # Probing where the server refused costs a refusal per probe: probe less often
+                # the smaller the limit, so that refusals stay a small share of the attempts.
+                self._rounds_near += 1
+                if self._rounds_near < max(1, PROBE_ATTEMPTS // max(1, int(limit))):
+                    return
+                self._rounds_near = 0
+                grown = limit + 1
+            else:
+                grown = limit + math.sqrt(limit)
+            self._set(grown, "grow")
+
+    def _set(self, value: float, reason: str) -> None:
+        before = int(self._limit)
+        self._limit = min(max(value, float(self.floor)), float(self.ceiling))
+        current = int(self._limit)
+        if current != before:
+            self.history.append(LimitChange(self._clock(), current, reason))
