@@ -14,7 +14,7 @@ import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from .._core import RUN_OPTION_NAMES, IterateUsageError, RunOptions
 from .._core._validate import flag
@@ -26,8 +26,13 @@ __all__ = ["OPTION_NAMES", "TASK_OPTION_NAMES", "IterateOptions", "IterateSettin
 class IterateOptions(TypedDict, total=False):
     """Keyword-only options of ``iterate()`` / ``iterate_kwargs()`` (the README explains each)."""
 
-    #: items running at once (default 128 for ``async def`` functions on one event loop, 8 threads)
-    concurrency: int | None
+    #: items running at once (default 128 for ``async def`` functions on one event loop, 8 threads),
+    #: or ``"auto"``: a limit that adapts to the server, up to ``max_concurrency``
+    concurrency: int | Literal["auto"] | None
+    #: the upper bound of ``concurrency="auto"`` (default: the fixed default above)
+    max_concurrency: int | None
+    #: exception class(es) that mean "the server is overloaded" to ``concurrency="auto"``
+    overload_on: type[BaseException] | tuple[type[BaseException], ...]
     #: extra attempts for an item that raises one of ``item_retry_on``
     item_retries: int
     #: the first retry's delay; it doubles each time, with jitter

@@ -37,15 +37,19 @@ from dataclasses import dataclass
 __all__ = ["AdaptiveLimit", "LimitChange"]
 
 #: latency may grow this much over the baseline before the limit shrinks
-TOLERANCE = 1.5
-#: rounds over which the lowest round latency is the baseline
-BASELINE_ROUNDS = 50
-#: after an overload the limit is this share of what the server served at once
-OVERLOAD_SHARE = 0.9
-#: near what the server served at the last overload (this share of it) growth slows to +1
+TOLERANCE = 2.0
+#: rounds of high latency that no cut brought down before the baseline moves up to it
+BASELINE_RESET_ROUNDS = 20
+#: on overload the limit keeps this share of itself ...
+BACKOFF = 0.85
+#: ... and at most this share of what the server served at once
+SERVED_SHARE = 0.95
+#: from this share of the level that last met overload, growth slows to +1 per PROBE_INTERVAL
 NEAR_LAST_OVERLOAD = 0.8
-#: near the last overload, one probe (+1) per this many attempts (at least one round)
-PROBE_ATTEMPTS = 128
+#: past this multiple of that level without overload, capacity grew: fast growth again
+PAST_LAST_OVERLOAD = 1.1
+#: seconds between two +1 probes near the last overload
+PROBE_INTERVAL = 0.1
 #: changes kept for reporting
 HISTORY = 256
 
@@ -81,11 +85,13 @@ class AdaptiveLimit:
         self._round_ok = 0
         self._round_overloaded = 0
         self._round_latency = 0.0
-        self._round_retry_after: float | None = None
-        self._baseline: deque[float] = deque(maxlen=BASELINE_ROUNDS)
+        self._baseline: float | None = None
+        self._smoothed: float | None = None
+        self._slow_rounds = 0
         self._slow_start = True
-        self._last_overload_limit: float | None = None
-        self._rounds_near = 0
+        self._last_overload: float | None = None
+        self._last_probe = -math.inf
+        self._probe_from = math.inf
         self._pause_until = 0.0
         self.overloads = 0
         self.history: deque[LimitChange] = deque(maxlen=HISTORY)
@@ -118,8 +124,7 @@ class AdaptiveLimit:
     def _maybe_end_round(self) -> None:
         now = self._clock()
         ended = self._round_ok + self._round_overloaded
-        typical = min(self._baseline) if self._baseline else None
-        timed_out = typical is not None and now - self._round_start >= 2 * typical and ended > 0
+        timed_out = self._baseline is not None and now - self._round_start >= 2 * self._baseline and ended > 0
         if ended < max(1, int(self._limit)) and not timed_out:
             return
         ok, overloaded = self._round_ok, self._round_overloaded
@@ -129,35 +134,56 @@ class AdaptiveLimit:
         self._round_latency = 0.0
         limit = self._limit
         if overloaded:
+            # Multiplicative decrease (fair between runs sharing the server), but never above
+            # what the server actually served at once (fast after a large drop in capacity).
             self._slow_start = False
-            self._last_overload_limit = float(ok) if ok else limit * 0.5
-            served = ok * OVERLOAD_SHARE if ok else limit * 0.5
-            self._set(min(served, limit * 0.9), "overload")
+            self._last_overload = limit
+            # Refusals come back at once, successes after a round trip: a round that ends on
+            # refusals under-counts what was served, so never cut below half.
+            self._set(min(limit * BACKOFF, max(limit * 0.5, ok * SERVED_SHARE)), "overload")
+            self._probe_from = self._limit
             return
         if latency is None:
             return
-        self._baseline.append(latency)
-        baseline = min(self._baseline)
-        if latency > TOLERANCE * baseline:
+        if self._baseline is None or latency < self._baseline:
+            self._baseline = latency
+        # Smoothed over rounds: one slow round (a busy CPU, a GC pause) is not a queue.
+        smoothed = latency if self._smoothed is None else self._smoothed * 0.7 + latency * 0.3
+        self._smoothed = smoothed
+        latency = smoothed
+        if latency > TOLERANCE * self._baseline:
             self._slow_start = False
-            self._set(limit * TOLERANCE * baseline / latency, "latency")
-        elif ended >= int(limit):  # a full round at the limit: the limit, not the input, was the bound
-            if self._slow_start:
-                grown = limit * 2
-            elif (
-                self._last_overload_limit is not None
-                and limit >= NEAR_LAST_OVERLOAD * self._last_overload_limit
-            ):
-                # Probing where the server refused costs a refusal per probe: probe less often
-                # the smaller the limit, so that refusals stay a small share of the attempts.
-                self._rounds_near += 1
-                if self._rounds_near < max(1, PROBE_ATTEMPTS // max(1, int(limit))):
-                    return
-                self._rounds_near = 0
+            self._slow_rounds += 1
+            if self._slow_rounds >= BASELINE_RESET_ROUNDS:
+                # Latency stayed high however far the limit came down: the path got slower (a new
+                # route, a busier server), not the queue longer. It is the new baseline.
+                self._baseline = latency
+                self._slow_rounds = 0
+                return
+            self._set(limit * TOLERANCE * self._baseline / latency, "latency")
+            return
+        self._slow_rounds = 0
+        if ended < int(limit):
+            return  # the input, not the limit, was the bound this round: no news about capacity
+        if self._slow_start:
+            grown = limit * 2
+        elif (
+            self._last_overload is not None
+            and min(self._probe_from, NEAR_LAST_OVERLOAD * self._last_overload) <= limit
+        ):
+            if limit > self._last_overload * PAST_LAST_OVERLOAD:
+                self._last_overload = None  # capacity grew past the old refusals: probe fast again
+                grown = limit + math.sqrt(limit)
+            elif now - self._last_probe >= PROBE_INTERVAL:
+                # Near where the server refused, a probe costs a refusal: one +1 per interval, the
+                # same pace for every run sharing the server (fairness), few refusals.
+                self._last_probe = now
                 grown = limit + 1
             else:
-                grown = limit + math.sqrt(limit)
-            self._set(grown, "grow")
+                return
+        else:
+            grown = limit + math.sqrt(limit)
+        self._set(grown, "grow")
 
     def _set(self, value: float, reason: str) -> None:
         before = int(self._limit)

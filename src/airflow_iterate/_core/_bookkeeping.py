@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from ._adaptive import AdaptiveLimit
 from ._checkpoint import Checkpoint, input_digest
 from ._errors import ItemFailure, ItemsFailedError, IterateInputError
 from ._ledger import MAX_IN_FLIGHT, RunningItem
@@ -67,6 +68,9 @@ class RunBookkeeping(Generic[T, R]):
         self.failures: list[ItemFailure] = []
         # in flight, by index into _results: [item, attempt, wall-clock start of the attempt]
         self._running: dict[int, list[Any]] = {}
+        # concurrency="auto": the limit (set by the runner) and the attempts put back for overload
+        self._adaptive: AdaptiveLimit | None = None
+        self._overloaded = 0
         self._limit: int | None = None
         self._input_error: BaseException | None = None
         self._stop_error: BaseException | None = None
@@ -101,6 +105,8 @@ class RunBookkeeping(Generic[T, R]):
             in_flight=self._in_flight,
             peak_in_flight=self._peak,
             elapsed=0.0 if self._t0 is None else now - self._t0,
+            limit=None if self._adaptive is None else self._adaptive.current,
+            overloaded=self._overloaded,
         )
 
     def ledger_view(self) -> tuple[int, list[RunningItem], list[ItemFailure]]:

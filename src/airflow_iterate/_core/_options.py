@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from ._errors import IterateUsageError
 from ._permanence import is_permanent_class
@@ -34,6 +35,16 @@ DEFAULT_SYNC_CONCURRENCY = 8
 DEFAULT_MAX_ITEMS = 1_000_000
 #: more items in flight than this is never what was meant (and would exhaust memory or threads)
 MAX_CONCURRENCY = 100_000
+
+
+def _bounded_concurrency(name: str, value: object) -> int:
+    count = positive_int(name, value)
+    if count > MAX_CONCURRENCY:
+        raise IterateUsageError(
+            f"{name} must be at most {MAX_CONCURRENCY:,}, got {count:,}; a server sees what its client "
+            "allows in flight, so more than that only costs memory"
+        )
+    return count
 
 
 def _max_failures(value: object) -> int | float | None:
@@ -72,8 +83,11 @@ class RunOptions:
 
     Durations take seconds or a ``timedelta``. ``concurrency=None`` means the engine's default
     (:data:`DEFAULT_ASYNC_CONCURRENCY` items on one event loop, :data:`DEFAULT_SYNC_CONCURRENCY`
-    threads). ``max_failures`` is a count (``0``: fail on the first failure), a ratio in (0, 1) of
-    the input, or ``None`` (never fail because of items). An error that is permanent
+    threads); ``"auto"`` adapts the limit to the server (:mod:`._adaptive`), up to
+    ``max_concurrency`` (default: the engine's default), backing off on the errors
+    :func:`~._overload.overload_signal` recognises and on those in ``overload_on``.
+    ``max_failures`` is a count (``0``: fail on the first failure), a ratio in (0, 1) of the input,
+    or ``None`` (never fail because of items). An error that is permanent
     (:func:`~._permanence.is_permanent_error`: a missing file, a refused login, an HTTP 404) is
     retried only with ``item_retry_permanent=True``, whatever ``item_retry_on`` says.
 
@@ -82,7 +96,9 @@ class RunOptions:
     retried, re-raised unchanged), and how long the event loop may be held before it is reported.
     """
 
-    concurrency: int | None = None
+    concurrency: int | Literal["auto"] | None = None
+    max_concurrency: int | None = None
+    overload_on: tuple[type[BaseException], ...] = ()
     item_retries: int = 0
     item_retry_delay: float = 1.0
     item_retry_max_delay: float = 300.0
@@ -102,13 +118,21 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        if self.concurrency is not None:
-            set_(self, "concurrency", positive_int("concurrency", self.concurrency))
-            if self.concurrency > MAX_CONCURRENCY:
+        if self.concurrency == "auto":
+            if self.max_concurrency is not None:
+                set_(self, "max_concurrency", _bounded_concurrency("max_concurrency", self.max_concurrency))
+        else:
+            if self.concurrency is not None:
+                if isinstance(self.concurrency, str):
+                    raise IterateUsageError(
+                        f"concurrency must be an int, None or 'auto', got {self.concurrency!r}"
+                    )
+                set_(self, "concurrency", _bounded_concurrency("concurrency", self.concurrency))
+            if self.max_concurrency is not None:
                 raise IterateUsageError(
-                    f"concurrency must be at most {MAX_CONCURRENCY:,}, got {self.concurrency:,}; a server "
-                    "sees what its client allows in flight, so more than that only costs memory"
+                    "max_concurrency bounds concurrency='auto'; with a fixed concurrency, leave it out"
                 )
+        set_(self, "overload_on", exception_types("overload_on", self.overload_on))
         set_(self, "item_retries", positive_int("item_retries", self.item_retries, minimum=0))
         for name in ("item_retry_delay", "item_retry_max_delay", "cleanup_timeout"):
             set_(self, name, seconds(name, getattr(self, name)))
@@ -126,10 +150,17 @@ class RunOptions:
         if self.max_items is not None:
             set_(self, "max_items", positive_int("max_items", self.max_items))
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the limit adapts to the server (``concurrency="auto"``)."""
+        return self.concurrency == "auto"
+
     def concurrency_for(self, is_async: bool) -> int:
-        """Items running at once on the given engine."""
-        if self.concurrency is not None:
+        """Items running at once on the given engine (with ``"auto"``: at most)."""
+        if isinstance(self.concurrency, int):
             return self.concurrency
+        if self.max_concurrency is not None:
+            return self.max_concurrency
         return DEFAULT_ASYNC_CONCURRENCY if is_async else DEFAULT_SYNC_CONCURRENCY
 
     def backoff(self, attempt: int) -> float:

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any, TypeVar
 
+from ._adaptive import AdaptiveLimit
 from ._bookkeeping import RunBookkeeping
 from ._checkpoint import Checkpoint
 from ._errors import (
@@ -42,16 +44,31 @@ from ._errors import (
     IterateUsageError,
     error_text,
 )
+from ._gates import AsyncGate, ThreadGate
 from ._inputs import short_repr
 from ._lag import LoopLagMonitor
 from ._ledger import Ledger
 from ._monitor import Monitor, RunObserver
 from ._options import RunOptions
+from ._overload import overload_signal
 from ._ratelimit import RateLimiter
 from ._retrylog import RetryLog
 from ._timeouts import AbandonedThreads, SyncAttemptTimeout, async_with_timeout
 
-__all__ = ["ItemRunner"]
+__all__ = ["MAX_OVERLOAD_RETRIES", "ItemRunner"]
+
+#: concurrency="auto": an item put back this many times for overload then fails as any error would
+MAX_OVERLOAD_RETRIES = 20
+#: concurrency="auto": the limit a run starts from (slow start doubles it each round trip)
+INITIAL_AUTO_LIMIT = 8
+
+
+def _overload_delay(overloads: int) -> float:
+    """A short pause before an item put back for overload tries again: the limit has already
+    shrunk, and a server's own Retry-After pauses every start; jitter spreads the retries."""
+    ceiling = min(2.0, 0.02 * 2.0 ** min(overloads, 10))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -110,7 +127,16 @@ class ItemRunner(RunBookkeeping[T, R]):
         self._is_async = is_async
         self._observer = observer
         self._limiter = RateLimiter(options.rate_limit) if options.rate_limit else None
-        self._simple = options.item_retries == 0 and self._limiter is None
+        self._async_gate: AsyncGate | None = None
+        self._thread_gate: ThreadGate | None = None
+        if options.adaptive:
+            ceiling = options.concurrency_for(is_async)
+            self._adaptive = AdaptiveLimit(initial=min(ceiling, INITIAL_AUTO_LIMIT), floor=1, ceiling=ceiling)
+            if is_async:
+                self._async_gate = AsyncGate(self._adaptive)
+            else:
+                self._thread_gate = ThreadGate(self._adaptive)
+        self._simple = options.item_retries == 0 and self._limiter is None and not options.adaptive
         self._ledger = ledger
         self._monitor = Monitor(
             self.statistics,
@@ -297,9 +323,17 @@ class ItemRunner(RunBookkeeping[T, R]):
 
     async def _async_worker(self, source: Iterator[tuple[int, T]]) -> None:
         call = self._call
+        gate = self._async_gate
         while not self._stop:
+            if gate is not None:
+                await gate.acquire()  # a permit per item in flight, held while its attempts run
+                if self._stop:
+                    gate.release()
+                    return
             picked = self._next(source)
             if picked is None:
+                if gate is not None:
+                    gate.release()
                 return
             index, item = picked
             try:
@@ -312,21 +346,51 @@ class ItemRunner(RunBookkeeping[T, R]):
                 self._fail(index, item, exc)
             finally:
                 self._in_flight -= 1
+                if gate is not None:
+                    gate.release()
 
     async def _async_attempts(self, position: int, item: T) -> Any:
         attempt = 1
+        overloads = 0
+        gate = self._async_gate
         while True:
             if self._limiter is not None:
                 await self._limiter.acquire()
+            started = time.monotonic()
             try:
-                return await self._call(position, item)
+                value = await self._call(position, item)
             except Exception as exc:
+                if gate is not None and self._put_back(exc, overloads, time.monotonic() - started):
+                    overloads += 1
+                    gate.release()  # back off without holding a permit
+                    try:
+                        await asyncio.sleep(_overload_delay(overloads))
+                    finally:
+                        await gate.acquire()
+                    continue
                 delay = self._retry_delay(position, item, exc, attempt)
                 if delay is None:
                     raise
+            else:
+                if self._adaptive is not None:
+                    self._adaptive.on_success(time.monotonic() - started)
+                return value
             self._retried += 1
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _put_back(self, exc: Exception, overloads: int, latency: float) -> bool:
+        """Tell the adaptive limit how the attempt ended; True if the item goes back for overload."""
+        assert self._adaptive is not None
+        pause = overload_signal(exc, self._options.overload_on)
+        if pause is None:
+            self._adaptive.on_success(latency)  # an answer all the same: its latency counts
+            return False
+        self._adaptive.on_overload(pause or None)
+        if overloads >= MAX_OVERLOAD_RETRIES:
+            return False  # from now on an ordinary failure
+        self._overloaded += 1
+        return True
 
     async def _cancel(self, workers: Sequence[asyncio.Future[None]]) -> None:
         for worker in workers:
@@ -405,13 +469,16 @@ class ItemRunner(RunBookkeeping[T, R]):
 
     def _thread_worker(self, source: Iterator[tuple[int, T]], lock: threading.Lock) -> None:
         call = self._call
+        gate = self._thread_gate
         while True:
+            if gate is not None:
+                gate.acquire(self._cancelled_event)
             with lock:
-                if self._stop:
-                    return
-                picked = self._next(source)
-                if picked is None:
-                    return
+                picked = None if self._stop else self._next(source)
+            if picked is None:
+                if gate is not None:
+                    gate.release()
+                return
             index, item = picked
             position = self._offset + index
             try:
@@ -421,21 +488,43 @@ class ItemRunner(RunBookkeeping[T, R]):
                     self._in_flight -= 1
                     self._fail(index, item, exc)
                 continue
-            with lock:
-                self._in_flight -= 1
-                self._succeed(index, item, value)
+            else:
+                with lock:
+                    self._in_flight -= 1
+                    self._succeed(index, item, value)
+            finally:
+                if gate is not None:
+                    gate.release()
 
     def _thread_attempts(self, position: int, item: T) -> Any:
         attempt = 1
+        overloads = 0
+        gate = self._thread_gate
         while True:
             if self._limiter is not None:
                 self._limiter.acquire_blocking()
+            started = time.monotonic()
             try:
-                return self._call(position, item)
+                value = self._call(position, item)
             except Exception as exc:
+                if gate is not None:
+                    with self._lock:
+                        put_back = self._put_back(exc, overloads, time.monotonic() - started)
+                    if put_back:
+                        overloads += 1
+                        gate.release()  # back off without holding a permit
+                        try:
+                            time.sleep(_overload_delay(overloads))
+                        finally:
+                            gate.acquire(self._cancelled_event)
+                        continue
                 delay = self._retry_delay(position, item, exc, attempt)
                 if delay is None:
                     raise
+            else:
+                if self._adaptive is not None:
+                    self._adaptive.on_success(time.monotonic() - started)
+                return value
             with self._lock:
                 self._retried += 1
             time.sleep(delay)

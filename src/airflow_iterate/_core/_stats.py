@@ -26,6 +26,10 @@ class RunStatistics:
     in_flight: int
     peak_in_flight: int
     elapsed: float
+    #: the adaptive limit now (``concurrency="auto"``), else None
+    limit: int | None = None
+    #: attempts refused for overload and put back (``concurrency="auto"``)
+    overloaded: int = 0
 
     @property
     def done(self) -> int:
@@ -50,7 +54,10 @@ class RunStatistics:
         total = "?" if self.total is None else f"{self.total:,}"
         eta = "" if self.eta is None else f", ETA {self.eta:,.0f}s"
         resumed = f" (+{self.resumed:,} resumed)" if self.resumed else ""
+        adaptive = (
+            f", limit {self.limit} (auto), {self.overloaded:,} overloaded" if self.limit is not None else ""
+        )
         return (
             f"{self.succeeded + self.failed:,}{resumed} / {total} done, {self.failed:,} failed, "
-            f"{self.in_flight} in flight, {self.retried:,} retries, {self.rate:,.1f} items/s{eta}"
+            f"{self.in_flight} in flight, {self.retried:,} retries{adaptive}, {self.rate:,.1f} items/s{eta}"
         )
