@@ -66,11 +66,14 @@ class SSHServer:
     logging-in user, also works for :data:`UNPRIVILEGED_USER`.
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+    def __init__(self, directory: Path, *, port: int | None = None, max_startups: str = "100:30:200") -> None:
         if not SSHD.is_file():
             raise RuntimeError(MISSING_SSHD)
         self.directory = directory
         self.port = port or free_loopback_port()
+        #: OpenSSH's MaxStartups (start:rate:full): unauthenticated connections beyond ``start``
+        #: are dropped at random, all beyond ``full``
+        self.max_startups = max_startups
         self.host = LOOPBACK
         self.data_dir = directory / "data"
         self.log_path = directory / "sshd.log"
@@ -189,7 +192,7 @@ class SSHServer:
                 "PrintMotd no",
                 "UseDNS no",
                 "MaxSessions 256",
-                "MaxStartups 100:30:200",
+                f"MaxStartups {self.max_startups}",
                 "LogLevel INFO",
                 f"Subsystem sftp {sftp}",
                 # The unprivileged account has no usable shell or home: SFTP only.

@@ -62,7 +62,7 @@ def test_the_document_names_counts_items_in_flight_and_failures() -> None:
     assert doc["schema"] == "airflow-iterate/item-ledger" and doc["version"] == 1
     assert doc["try_number"] == 2 and doc["state"] == "running"
     assert doc["counts"] == {
-        "done": 8, "succeeded": 7, "failed": 1, "resumed": 0, "retried": 3, "in_flight": 2,
+        "done": 8, "succeeded": 7, "failed": 1, "resumed": 0, "retried": 3, "in_flight": 2, "overloaded": 0,
     }  # fmt: skip
     assert [i["index"] for i in doc["in_flight"]] == [5, 7]
     assert doc["in_flight"][1] == {

@@ -137,9 +137,10 @@ class IterateOperator(BaseOperator):
             ledger=open_ledger(context, **self._ledger_about(items, total)),
         )
         self.log.info(
-            "Iterating %s over %s item(s), up to %d at a time (%s)",
+            "Iterating %s over %s item(s), %s %d at a time (%s)",
             self._target_name(),
             "an unknown number of" if total is None else f"{total:,}",
+            "adapting to the server, at most" if options.adaptive else "up to",
             options.concurrency_for(invoker.is_async),
             "one event loop" if invoker.is_async else "thread pool",
         )

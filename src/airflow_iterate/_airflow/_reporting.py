@@ -84,6 +84,7 @@ class Reporter:
             ("retried", stats.retried),
             ("in_flight", stats.in_flight),
             ("rate", stats.rate),
+            *((("limit", stats.limit), ("overloaded", stats.overloaded)) if stats.limit is not None else ()),
         ):
             self._stats.gauge(f"iterate.{name}", value, tags=self._tags)
             if self._task_prefix is not None:

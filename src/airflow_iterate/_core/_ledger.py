@@ -50,6 +50,8 @@ MAX_IN_FLIGHT = 50
 FAILURES_PER_PAGE = 50
 FAILURES_IN_DOCUMENT = 10
 MAX_RANGES = 500
+#: the adaptive limit's latest changes listed (concurrency="auto")
+MAX_LIMIT_CHANGES = 20
 MAX_LABEL_CHARS = 200
 MAX_MESSAGE_CHARS = 300
 #: one value of Airflow's task state store holds 64 KB
@@ -148,12 +150,17 @@ class Ledger:
         pulled: int,
         running: Sequence[RunningItem],
         failures: Sequence[ItemFailure],
+        limit_changes: Sequence[tuple[float, int, str]] = (),
     ) -> dict[str, Any]:
         """Write the document (and the failure pages that changed); returns the document."""
         with self._lock:  # the monitor and the end of the run may both write
             document = self.document(
                 stats, state=state, offset=offset, pulled=pulled, running=running, failures=failures
             )
+            if stats.limit is not None:  # concurrency="auto": why the run went faster or slower
+                document["limit_changes"] = [
+                    [_iso(at), limit, reason] for at, limit, reason in limit_changes[-MAX_LIMIT_CHANGES:]
+                ]
             pages = (len(failures) + FAILURES_PER_PAGE - 1) // FAILURES_PER_PAGE
             for page in range(pages):
                 chunk = failures[page * FAILURES_PER_PAGE : (page + 1) * FAILURES_PER_PAGE]
@@ -187,7 +194,7 @@ class Ledger:
             "started_at": _iso(self._started_at),
             "updated_at": _iso(now),
             "total": stats.total,
-            "concurrency": stats.concurrency,
+            "concurrency": stats.concurrency if stats.limit is None else stats.limit,
             "counts": {
                 "done": stats.done,
                 "succeeded": stats.succeeded,
@@ -195,7 +202,9 @@ class Ledger:
                 "resumed": stats.resumed,
                 "retried": stats.retried,
                 "in_flight": stats.in_flight,
+                "overloaded": stats.overloaded,
             },
+            "adaptive": stats.limit is not None,
             "rate": round(stats.rate, 3),
             "eta_seconds": None if stats.eta is None else round(stats.eta, 1),
             "in_flight": [

@@ -231,6 +231,13 @@ class ItemRunner(RunBookkeeping[T, R]):
         """Sync attempts that timed out and were left to finish on their threads."""
         return 0 if self._timed is None else self._timed.abandoned.total
 
+    def _limit_changes(self) -> list[tuple[float, int, str]]:
+        """The adaptive limit's changes, on the wall clock."""
+        if self._adaptive is None:
+            return []
+        shift = time.time() - time.monotonic()
+        return [(change.at + shift, change.limit, change.reason) for change in list(self._adaptive.history)]
+
     def _write_ledger(self, state: str) -> None:
         if self._ledger is None:
             return
@@ -243,6 +250,7 @@ class ItemRunner(RunBookkeeping[T, R]):
                 pulled=pulled,
                 running=running,
                 failures=failures,
+                limit_changes=self._limit_changes(),
             )
         except Exception as exc:  # the run goes on; only its visibility suffers
             if self._observer is not None:

@@ -124,6 +124,7 @@ async def open_session(
             f"({exc.reason or exc}); OpenSSH allows MaxSessions (default 10) per connection",
             conn_id=settings.conn_id,
             transient=True,
+            overload=True,
         ) from exc
     except Exception as exc:
         raise connect_error(settings, exc, None, opening_session=True) from exc

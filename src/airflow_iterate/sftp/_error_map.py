@@ -163,6 +163,7 @@ def failure(
             "it may be restarting or limiting concurrent connection attempts (OpenSSH MaxStartups)",
             conn_id=conn_id,
             transient=True,
+            overload=True,
         )
     if kind == "handshake":
         return SFTPConnectError(f"{where}: the server ended the SSH handshake: {exc}", conn_id=conn_id)

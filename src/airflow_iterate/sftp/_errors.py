@@ -58,15 +58,27 @@ class SFTPConnectError(SFTPPoolError):
     """
 
     def __init__(
-        self, message: str, *, conn_id: str, transient: bool = False, permanent: bool = False
+        self,
+        message: str,
+        *,
+        conn_id: str,
+        transient: bool = False,
+        permanent: bool = False,
+        overload: bool = False,
     ) -> None:
         super().__init__(message)
         self.conn_id = conn_id
         self.transient = transient
         self.iterate_permanent = permanent
+        #: the server shed the connection under load (a handshake dropped as OpenSSH's MaxStartups
+        #: does, a session refused): ``concurrency="auto"`` backs off instead of failing the item
+        self.iterate_overload = overload
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_connect_error, (str(self), self.conn_id, self.transient, self.iterate_permanent))
+        return (
+            _rebuild_connect_error,
+            (str(self), self.conn_id, self.transient, self.iterate_permanent, self.iterate_overload),
+        )
 
 
 class SFTPAcquireTimeoutError(SFTPPoolError, TimeoutError):
@@ -131,9 +143,11 @@ class SFTPConnectionLostError(SFTPTransferError, ConnectionError):
 
 
 def _rebuild_connect_error(
-    message: str, conn_id: str, transient: bool, permanent: bool = False
+    message: str, conn_id: str, transient: bool, permanent: bool = False, overload: bool = False
 ) -> SFTPConnectError:
-    return SFTPConnectError(message, conn_id=conn_id, transient=transient, permanent=permanent)
+    return SFTPConnectError(
+        message, conn_id=conn_id, transient=transient, permanent=permanent, overload=overload
+    )
 
 
 def _rebuild_transfer_error(
