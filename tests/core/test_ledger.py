@@ -145,3 +145,23 @@ def test_a_run_writes_its_ledger_while_it_runs_and_at_the_end() -> None:
     assert [(f["index"], f["label"], f["error_type"]) for f in final["failed"]] == [
         (i, f"file-{i}.xml", "ConnectionError") for i in (7, 32, 57, 82)
     ]
+
+
+def test_the_failure_pages_end_sorted_and_complete_whatever_order_items_failed_in() -> None:
+    import asyncio
+
+    from airflow_iterate._core import ItemRunner, RunOptions
+
+    store = MemoryStore()
+    count = 3 * FAILURES_PER_PAGE - 30
+
+    async def fail(position: int, item: int) -> int:
+        await asyncio.sleep(0.003 * (count - item))  # the last items fail first
+        raise ValueError(f"item {item}")
+
+    options = RunOptions(concurrency=count, max_failures=None, progress_interval=0.05)
+    runner: ItemRunner[int, int] = ItemRunner(fail, options, is_async=True, ledger=Ledger(store))
+    runner.run(range(count))
+    doc = store.values[LEDGER_KEY]
+    pages = [store.values[failure_page_key(page)] for page in range(doc["failed_pages"])]
+    assert [entry["index"] for page in pages for entry in page] == list(range(count))

@@ -66,8 +66,11 @@ class RunBookkeeping(Generic[T, R]):
         self._resume = checkpoint.completed if checkpoint is not None else None
         self._results: list[Any] = []
         self.failures: list[ItemFailure] = []
-        # in flight, by index into _results: [item, attempt, wall-clock start of the attempt]
-        self._running: dict[int, list[Any]] = {}
+        # in flight, by index into _results (only for a ledger: a dict store and pop per item);
+        # the attempt number of items being retried (rare); when the ledger first saw each item
+        self._running: dict[int, T] | None = None
+        self._attempts: dict[int, int] = {}
+        self._first_seen: dict[int, float] = {}
         # concurrency="auto": the limit (set by the runner) and the attempts put back for overload
         self._adaptive: AdaptiveLimit | None = None
         self._overloaded = 0
@@ -114,12 +117,18 @@ class RunBookkeeping(Generic[T, R]):
 
         Safe from another thread while the run goes on: the copies are single C-level operations.
         """
-        running = self._running.copy()
+        running = {} if self._running is None else self._running.copy()
+        attempts = self._attempts.copy()
         pulled = len(self._results)
         failures = self.failures.copy()
+        # "Running since" is when a ledger write first saw the item in flight (to within one
+        # progress interval): a clock read per item would cost every run, ledger or not.
+        now = time.time()
+        seen = {index: self._first_seen.get(index, now) for index in running}
+        self._first_seen = seen
         in_flight = [
-            RunningItem(self._offset + index, self._describe(item), attempt, since)
-            for index, (item, attempt, since) in sorted(running.items())[:MAX_IN_FLIGHT]
+            RunningItem(self._offset + index, self._describe(item), attempts.get(index, 1), seen[index])
+            for index, item in sorted(running.items())[:MAX_IN_FLIGHT]
         ]
         return pulled, in_flight, failures
 
@@ -157,7 +166,8 @@ class RunBookkeeping(Generic[T, R]):
                     self._resumed += 1
                     continue
                 self._changed_inputs += 1
-            self._running[len(self._results)] = [item, 1, time.time()]
+            if self._running is not None:
+                self._running[len(self._results)] = item
             self._results.append(_PENDING)
             self._started += 1
             self._in_flight += 1
@@ -166,7 +176,10 @@ class RunBookkeeping(Generic[T, R]):
             return index, item
 
     def _succeed(self, index: int, item: T, value: Any) -> None:
-        self._running.pop(index, None)
+        if self._running is not None:
+            del self._running[index]
+        if self._attempts:
+            self._attempts.pop(index, None)
         self._results[index] = value
         self._succeeded += 1
         if self._checkpoint is not None:
@@ -174,8 +187,9 @@ class RunBookkeeping(Generic[T, R]):
 
     def _fail(self, index: int, item: T, exc: Exception) -> None:
         self._results[index] = FAILED_RESULT
-        running = self._running.pop(index, None)
-        attempts = running[1] if running is not None else 1
+        if self._running is not None:
+            self._running.pop(index, None)
+        attempts = self._attempts.pop(index, 1)
         self.failures.append(
             ItemFailure(self._offset + index, self._describe(item), exc, self._describe_error(exc), attempts)
         )
@@ -208,10 +222,7 @@ class RunBookkeeping(Generic[T, R]):
             return None
         delay = opts.backoff(attempt)
         self._retry_log.retrying(position, item, exc, attempt, delay)
-        running = self._running.get(position - self._offset)
-        if running is not None:  # the next attempt, from the end of its backoff
-            running[1] = attempt + 1
-            running[2] = time.time() + delay
+        self._attempts[position - self._offset] = attempt + 1
         return delay
 
     def _outcome(self) -> list[R]:

@@ -137,7 +137,7 @@ class Ledger:
         self._about = dict(about or {})
         self._clock = clock or time.time
         self._started_at = self._clock()
-        self._written_pages: dict[int, int] = {}  # page -> failures it held when written
+        self._written_pages: dict[int, int] = {}  # page -> a hash of the indexes it held when written
         self._lock = threading.Lock()
         self.writes = 0
 
@@ -164,9 +164,12 @@ class Ledger:
             pages = (len(failures) + FAILURES_PER_PAGE - 1) // FAILURES_PER_PAGE
             for page in range(pages):
                 chunk = failures[page * FAILURES_PER_PAGE : (page + 1) * FAILURES_PER_PAGE]
-                if self._written_pages.get(page) != len(chunk):
+                # A page changes when it grows, and once more when the run ends: the failures are
+                # then sorted by index, which moves items between pages.
+                written = hash(tuple(failure.index for failure in chunk))
+                if self._written_pages.get(page) != written:
                     self._store.put(failure_page_key(page), [_failure_entry(f) for f in chunk])
-                    self._written_pages[page] = len(chunk)
+                    self._written_pages[page] = written
                     self.writes += 1
             self._store.put(LEDGER_KEY, document)
             self.writes += 1

@@ -138,6 +138,8 @@ class ItemRunner(RunBookkeeping[T, R]):
                 self._thread_gate = ThreadGate(self._adaptive)
         self._simple = options.item_retries == 0 and self._limiter is None and not options.adaptive
         self._ledger = ledger
+        if ledger is not None:
+            self._running = {}
         self._monitor = Monitor(
             self.statistics,
             options,
