@@ -245,6 +245,12 @@ def test_rerun_needs_edit_access_the_page_token_and_the_same_origin(client: Any,
     from tests.airflow._dagrun import ledger, task_instances
 
     assert ledger(dag_run, "load", "rerun_failed")["requested_by"] == "admin"
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (audit,) = session.query(Log).filter_by(event="iterate_rerun_failed_items", run_id=dag_run.run_id)
+        assert audit.owner == "admin" and audit.task_id == "load"
     assert {tid: state for tid, _, state in task_instances(dag_run)} == {"load": None, "total": None}
     data = client.get(f"/api/ti/{ti_path(dag_run)}", headers=admin).json()
     assert data["poll"] is True and data["rerun"]["offered"] is False  # following the next try

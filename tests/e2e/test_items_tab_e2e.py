@@ -66,7 +66,8 @@ def finished_runs(airflow_deployment: AirflowDeployment, steering: Path) -> dict
         dag_id: airflow_deployment.trigger(dag_id, prefix)
         for dag_id, prefix in [
             ("iterate_items_tab_failures_e2e", "failures"),
-            ("iterate_items_tab_chunked_e2e", "chunked"),
+            # ':' and '+' as in the UI's own run ids, which Airflow 3.1 puts in the tab's URL unencoded
+            ("iterate_items_tab_chunked_e2e", "manual__2026-12-01T00:00:00+00:00"),
         ]
     }
 
