@@ -157,8 +157,8 @@ def _find_failure(location: LedgerLocation, document: dict[str, Any], index: int
         if entry.get("index") == index:
             return dict(entry)
     pages = int(document.get("failed_pages") or 0)
-    fragments = [f'"index": {index},', f'"index":{index},', f'\\"index\\": {index},', f'\\"index\\":{index},']
-    for _, page in location.iter_pages(location.page_numbers_containing(fragments, pages)):
+    fragments = location.index_fragments(index)
+    for _, page in location.iter_pages(location.page_numbers_containing(fragments, pages, ignore_case=False)):
         for entry in page:
             if isinstance(entry, dict) and entry.get("index") == index:
                 return dict(entry)

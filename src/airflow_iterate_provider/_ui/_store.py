@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from sqlalchemy import Text, and_, cast, func, or_, select
@@ -95,25 +96,28 @@ def run_task_instances(session: Any, dag_id: str, run_id: str) -> dict[tuple[str
 class LedgerLocation:
     """One task instance's ledger in one of the two places: its document and its failure pages."""
 
-    def __init__(self, session: Any, key: TaskInstanceKey, where: str) -> None:
+    def __init__(self, session: Any, key: TaskInstanceKey, where: str, dag_run_pk: int | None = None) -> None:
         self._session = session
         self.key = key
         self.where = where  # "task_state_store" or "xcom"
         if where == "task_state_store":
             model: Any = TaskStateStoreModel
-            self._key_column, self._value_column = model.key, model.value
             self._document_key, self._prefix = STATE_STORE_LEDGER_KEY, STATE_STORE_PAGE_PREFIX
+            # Its unique index (dag_run_id, task_id, map_index, key) finds a key without a scan.
+            self._scope = and_(
+                model.dag_run_id == dag_run_pk, model.task_id == key.task_id, model.map_index == key.map_index
+            )
         else:
             model = XComModel
-            self._key_column, self._value_column = model.key, model.value
             self._document_key, self._prefix = XCOM_LEDGER_KEY, XCOM_PAGE_PREFIX
+            self._scope = and_(
+                model.dag_id == key.dag_id,
+                model.run_id == key.run_id,
+                model.task_id == key.task_id,
+                model.map_index == key.map_index,
+            )
         self._model = model
-        self._scope = and_(
-            model.dag_id == key.dag_id,
-            model.run_id == key.run_id,
-            model.task_id == key.task_id,
-            model.map_index == key.map_index,
-        )
+        self._key_column, self._value_column = model.key, model.value
 
     def _decode(self, row: Any) -> Any:
         if self.where == "task_state_store":
@@ -148,11 +152,17 @@ class LedgerLocation:
                 found[number] = value
         return found
 
-    def page_numbers_containing(self, fragments: Sequence[str], pages: int) -> list[int]:
+    def page_numbers_containing(
+        self, fragments: Sequence[str], pages: int, *, ignore_case: bool = True
+    ) -> list[int]:
         """Pages below ``pages`` whose stored text contains any of ``fragments`` (``LIKE`` patterns
-        without their ``%``, lower-cased, ``!`` escaping), in page order. The database reads the
-        text; no page is decoded."""
-        text = func.lower(cast(self._value_column, Text))
+        without their ``%``, ``!`` escaping; lower-cased when ``ignore_case``), in page order. The
+        database reads the text; no page is decoded."""
+        text: Any = cast(self._value_column, Text)
+        if ignore_case and self._session.get_bind().dialect.name != "sqlite":
+            # SQLite's LIKE already ignores the case of ASCII letters, all a fragment may hold;
+            # elsewhere compare lower-cased text.
+            text = func.lower(text)
         matches = or_(*(text.like(f"%{fragment}%", escape="!") for fragment in fragments))
         rows = self._session.execute(
             select(self._key_column.label("key")).where(
@@ -161,6 +171,14 @@ class LedgerLocation:
         ).all()
         numbers = (page_number(self._prefix, row.key) for row in rows)
         return sorted(n for n in numbers if n is not None and n < pages)
+
+    def index_fragments(self, index: int) -> list[str]:
+        """How a failure's entry for item ``index`` starts in the stored text (``json.dumps``; an
+        XCom may hold it encoded once more, as a string)."""
+        fragments = [f'"index": {index},']
+        if self.where == "xcom":
+            fragments.append(f'\\"index\\": {index},')
+        return fragments
 
     def iter_pages(self, numbers: Sequence[int]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """Pages in the order given, read a batch at a time (a search stops once it has enough)."""
@@ -176,15 +194,23 @@ def _escaped(text: str) -> str:
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
+def dag_run_pk(session: Any, dag_id: str, run_id: str) -> int | None:
+    pk: int | None = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return pk
+
+
 def find_ledger(session: Any, key: TaskInstanceKey) -> tuple[LedgerLocation | None, dict[str, Any] | None]:
     """The ledger of a task instance and its document: the state store first, then XComs."""
-    places = (["task_state_store"] if HAS_STATE_STORE else []) + ["xcom"]
-    for where in places:
-        location = LedgerLocation(session, key, where)
-        document = location.document()
-        if document is not None:
-            return location, document
-    return None, None
+    if HAS_STATE_STORE:
+        pk = dag_run_pk(session, key.dag_id, key.run_id)
+        if pk is not None:
+            location = LedgerLocation(session, key, "task_state_store", pk)
+            document = location.document()
+            if document is not None:
+                return location, document
+    location = LedgerLocation(session, key, "xcom")
+    document = location.document()
+    return (location, document) if document is not None else (None, None)
 
 
 def run_ledgers(session: Any, dag_id: str, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
@@ -192,9 +218,10 @@ def run_ledgers(session: Any, dag_id: str, run_id: str) -> dict[tuple[str, int],
     found: dict[tuple[str, int], dict[str, Any]] = {}
     if HAS_STATE_STORE:
         model: Any = TaskStateStoreModel
+        pk = dag_run_pk(session, dag_id, run_id)
         rows = session.execute(
             select(model.task_id, model.map_index, model.value).where(
-                model.dag_id == dag_id, model.run_id == run_id, model.key == STATE_STORE_LEDGER_KEY
+                model.dag_run_id == pk, model.key == STATE_STORE_LEDGER_KEY
             )
         ).all()
         for row in rows:
