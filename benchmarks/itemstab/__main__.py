@@ -1,4 +1,4 @@
-"""``python -m benchmarks.itemstab [--quick] [--repeats N] [--out DIR]``: measure, print and save.
+"""``python -m benchmarks.itemstab [--quick] [--repeats N] [--out DIR] [--rerender]``: measure, print, save.
 
 Starts an API server (only that: nothing runs tasks) on 127.0.0.1 over a fresh SQLite metadata DB,
 puts the ledger of a task of 1,000,000 items with 100,000 failures into it (``--quick``: 100,000
@@ -85,8 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 items, 10,000 failures, 10 repeats")
     parser.add_argument("--repeats", type=int, default=None, help="timed requests per case")
     add_out_argument(parser)
+    parser.add_argument(
+        "--rerender", action="store_true", help="measure nothing: remake the report from itemstab.json"
+    )
     args = parser.parse_args(argv)
     args.out = output_directory(args)
+    if args.rerender:
+        saved = json.loads((args.out / "itemstab.json").read_text())
+        (args.out / "itemstab.md").write_text(markdown(saved))
+        chart(saved, args.out / "itemstab.png")
+        print(markdown(saved))
+        return
     sizes = dict(QUICK if args.quick else FULL)
     if args.repeats:
         sizes["repeats"] = args.repeats

@@ -60,7 +60,7 @@ def markdown(saved: dict[str, Any]) -> str:
         f"Each request ran {len(results[0]['ms'])} times after {3} untimed ones. The ledger is what "
         "airflow_iterate's own `Ledger` writes for such a run (every 10th item failed, labels of 60 "
         "characters, messages of 70); nothing is per item: a page of failures reads one or two rows. "
-        "A search asks the database which pages hold the term (their JSON text, lower-cased), then "
+        "A search asks the database which pages hold the term in their JSON text (case ignored), then "
         "decodes those pages only until the page of matches is full: a term every failure has stops "
         "after the first pages, a rare one decodes a page or two, and a term no failure has is "
         "answered by the database alone. Finding an item by index works the same way (the database "
