@@ -202,6 +202,7 @@ def test_failed_items_search_xss_and_rerun(
     finished_runs: dict[str, str],
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     dag_id = "iterate_items_tab_failures_e2e"
     effects = steering / "effects.log"
@@ -235,7 +236,7 @@ def test_failed_items_search_xss_and_rerun(
     search.send_keys("no-such-record")
     wait_until("no match", lambda: browser.find_elements(By.CSS_SELECTOR, "p#failed-table"))
     search.clear()
-    search.send_keys(" ")  # an input event: back to every failed item
+    search.send_keys(" ", Keys.BACKSPACE)  # input events (clear() sends none): every failed item again
     wait_until("every failure again", lambda: texts(browser, "#failed-range") == [f"1–25 of {len(FAILING)}"])
 
     lookups = [("1360", "failed after 1 attempt(s)"), ("5", "succeeded"), ("2000", "not an item")]
