@@ -154,7 +154,9 @@
       el("span", { id: "done-line", text: `${fmt(counts.done)} of ${total === null ? "?" : fmt(total)} done${pct}` }),
       el("span", { id: "rate", text: `${rate(ledger.rate)} items/s` }),
       running ? el("span", { id: "eta", text: `about ${duration(ledger.eta_seconds)} left` }) : null,
-      el("span", { text: `up to ${fmt(ledger.concurrency)} at a time` }),
+      ledger.adaptive
+        ? el("span", { id: "limit", text: `concurrency auto: ${fmt(ledger.concurrency)} at a time now` + (counts.overloaded ? `, ${fmt(counts.overloaded)} overloaded attempt(s) put back` : "") })
+        : el("span", { text: `up to ${fmt(ledger.concurrency)} at a time` }),
       el("span", { text: `started ${new Date(ledger.started_at).toLocaleString()}` }),
     ];
     section.append(el("p", { className: "facts" }, facts.filter(Boolean).flatMap((f, i) => (i ? [" · ", f] : [f]))));
