@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -107,16 +108,23 @@ class ApiError(AssertionError):
 class ApiClient:
     """REST API client that authenticates once through SimpleAuthManager's token endpoint."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, username: str = "e2e", password: str = "e2e") -> None:
         self.base_url = base_url
         self.http = httpx.Client(base_url=base_url, timeout=30.0)
+        # In all-admins mode the credentials are not checked, but the body must still carry both fields.
+        self.username = username
+        self.password = password
 
     def login(self) -> None:
-        # In all-admins mode the credentials are not checked, but the body must still carry both fields.
-        response = self.http.post("/auth/token", json={"username": "e2e", "password": "e2e"})
+        self.http.headers["Authorization"] = f"Bearer {self.token(self.username, self.password)}"
+
+    def token(self, username: str, password: str) -> str:
+        """A JWT for a user (``POST /auth/token``), without changing this client's own."""
+        response = self.http.post("/auth/token", json={"username": username, "password": password})
         if response.status_code != 201:
-            raise ApiError(f"POST /auth/token: {response.status_code} {response.text}")
-        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+            raise ApiError(f"POST /auth/token as {username}: {response.status_code} {response.text}")
+        token: str = response.json()["access_token"]
+        return token
 
     def request(self, method: str, path: str, expected: int = 200, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -144,9 +152,15 @@ class AirflowDeployment:
         *,
         executor: str = "LocalExecutor",
         extra_env: Mapping[str, str] | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
+        """``users``: SimpleAuthManager's users (name: role, the first one an admin the API client
+        logs in as), each with a random password (:attr:`passwords`); without them every request
+        is an admin's (all-admins mode, where nothing is ever unauthenticated)."""
         self.home = home
         self.executor = executor
+        self.users = dict(users or {})
+        self.passwords = {name: secrets.token_urlsafe(12) for name in self.users}
         self.dags_folder = home / "dags"
         self.port = free_loopback_port()
         self.base_url = f"http://{LOOPBACK}:{self.port}"
@@ -156,7 +170,11 @@ class AirflowDeployment:
         self.killed: set[str] = set()
         shutil.copytree(dags_source, self.dags_folder, ignore=shutil.ignore_patterns("__pycache__"))
         self.env = {**self._environment(), **(extra_env or {})}
-        self.api = ApiClient(self.base_url)
+        if self.users:
+            admin = next(iter(self.users))
+            self.api = ApiClient(self.base_url, admin, self.passwords[admin])
+        else:
+            self.api = ApiClient(self.base_url)
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -194,6 +212,18 @@ class AirflowDeployment:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.users:
+            passwords = self.home / "simple_auth_manager_passwords.json"
+            passwords.write_text(json.dumps(self.passwords))
+            env.update(
+                {
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                        f"{name}:{role}" for name, role in self.users.items()
+                    ),
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                }
+            )
         return env
 
     def airflow_command(self, *args: str) -> list[str]:

@@ -225,7 +225,7 @@ def test_readme_links_into_the_repository_name_files_that_exist() -> None:
     for link in _links(README_TEXT):
         if link.startswith("#"):
             assert link[1:] in anchors, f"README link {link}: no such heading"
-        for kind in ("blob", "tree"):
+        for kind in ("blob", "tree", "raw"):
             prefix = f"{repository}/{kind}/main/"
             if link.startswith(prefix):
                 path = link[len(prefix) :].split("#", 1)[0]
