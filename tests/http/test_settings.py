@@ -168,3 +168,14 @@ def test_settings_are_a_value() -> None:
     assert settings.same_origin("https://X.example.com:443/")
     assert not settings.same_origin("http://x.example.com/")
     assert not settings.same_origin("https://x.example.com.evil.test/")
+
+
+def test_relative_urls_join_the_base_url_as_the_provider_joins_an_endpoint() -> None:
+    from airflow.providers.http.hooks.http import _url_from_endpoint
+
+    from airflow_iterate.http._settings import join_url
+
+    for base in ("https://api.example.com", "https://api.example.com/v2"):
+        for url in ("records/7", "/records/7", "records?next=https://elsewhere.example/x", ""):
+            assert join_url(base, url) == _url_from_endpoint(base, url)
+    assert join_url("https://api.example.com", "HTTPS://other.example/a") == "HTTPS://other.example/a"

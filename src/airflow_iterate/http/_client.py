@@ -39,7 +39,7 @@ from ._redact import redact_url
 from ._response import HTTPResponse, HTTPStream
 from ._retry import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_after
 from ._session import Opened, SessionHolder, SessionLimits
-from ._settings import DEFAULT_CONN_ID, join_url
+from ._settings import DEFAULT_CONN_ID, is_absolute, join_url
 from ._statistics import ClientStatistics
 
 __all__ = ["HTTPClient"]
@@ -537,8 +537,8 @@ class HTTPClient:
     def _headers(
         self, opened: Opened, url: str, full_url: str, headers: Mapping[str, str] | None
     ) -> dict[str, str] | None:
-        # Credentials and header extras go to the connection's origin only.
-        same_origin = full_url is not url or opened.settings.same_origin(full_url)
+        # Credentials and header extras go to the connection's origin only (a relative URL is).
+        same_origin = not is_absolute(url) or opened.settings.same_origin(full_url)
         if not same_origin:
             return dict(headers) if headers else None
         if not headers:

@@ -28,7 +28,7 @@ from .._core import current_item, is_permanent_error
 from ._error_map import classify, transport_error
 from ._errors import HTTPClientUsageError, HTTPDownloadError
 from ._redact import Masker, redact_url, url_secrets
-from ._settings import join_url
+from ._settings import is_absolute, join_url
 
 if TYPE_CHECKING:
     from ._client import HTTPClient
@@ -204,7 +204,7 @@ def _open_object(path: Any) -> Any:
 
 def _name(url: str, name: str | None) -> str:
     if name is None:
-        path = urlsplit(url).path if "://" in url[:16] else url.split("?", 1)[0].split("#", 1)[0]
+        path = urlsplit(url).path if is_absolute(url) else url.split("?", 1)[0].split("#", 1)[0]
         name = unquote(posixpath.basename(path.rstrip("/")))
         if not name or name in (".", ".."):
             raise HTTPClientUsageError(

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_READ_TIMEOUT",
     "ConnectionSettings",
+    "is_absolute",
     "join_url",
     "load_settings",
     "read_settings",
@@ -151,10 +152,15 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return scheme, (parts.hostname or "").lower(), port
 
 
+def is_absolute(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL (anything else joins the base URL)."""
+    return url[:8].lower().startswith(("http://", "https://"))
+
+
 def join_url(base_url: str, url: str) -> str:
     """An absolute ``url`` as it is; a relative one after ``base_url``, as the provider joins an
     endpoint (``_url_from_endpoint``: one ``/`` between them)."""
-    if "://" in url[:16]:
+    if is_absolute(url):
         return url
     if url and not url.startswith("/"):
         return f"{base_url}/{url}"
