@@ -207,11 +207,11 @@ def test_download_to_object_storage(
             return in_memory, on_disk
 
     in_memory, on_disk = run(main())
-    assert str(in_memory) == "memory://bucket/in/big.bin"
+    # (Airflow 3.1 spells it memory:///bucket/..., 3.3 memory://bucket/...)
+    assert str(in_memory).replace(":///", "://") == "memory://bucket/in/big.bin"
     assert hashlib.sha256(in_memory.read_bytes()).hexdigest() == large_body_sha256(size)  # type: ignore[attr-defined]
-    assert [str(p) for p in ObjectStoragePath("memory://bucket/in/").iterdir()] == [
-        "memory://bucket/in/big.bin"
-    ]
+    listed = [str(p).replace(":///", "://") for p in ObjectStoragePath("memory://bucket/in/").iterdir()]
+    assert listed == ["memory://bucket/in/big.bin"]  # the partial object is gone
     assert (tmp_path / "landing" / "9.json").read_bytes().startswith(b'{"id":9,')
     assert str(on_disk).endswith("/landing/9.json")
     assert os.listdir(tmp_path / "landing") == ["9.json"]
