@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         links.append(("~0 ms", server.port))
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
     started = time.monotonic()
+    args.load_before = os.getloadavg()
     try:
         for link, port in links:
             url = f"http://127.0.0.1:{port}"
@@ -163,6 +164,10 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def _loads(values: list[float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
 def _report(out: Path, args: argparse.Namespace, rows: dict[str, Any], seconds: float) -> None:
     machine = f"{psutil.cpu_count()} cores, {platform.processor() or platform.machine()}"
     meta = {
@@ -175,6 +180,10 @@ def _report(out: Path, args: argparse.Namespace, rows: dict[str, Any], seconds: 
         "connections": args.connections,
         "rounds": args.rounds,
         "seconds": round(seconds, 1),
+        # other work on the machine: with more runnable processes than cores, requests/s shows the
+        # share of CPU a client got; its CPU per request does not depend on it
+        "load_average_before": [round(x, 2) for x in args.load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     summaries = {
         link: {c: _summary(runs) for c, runs in by_client.items()} for link, by_client in rows.items()
@@ -192,7 +201,10 @@ def _report(out: Path, args: argparse.Namespace, rows: dict[str, Any], seconds: 
         f"{args.requests:,} GETs of 2–10 KB JSON records from `devtools.http_server` (uvicorn, one process), "
         f"{args.concurrency} at a time over at most {args.connections} connections, each run a process of "
         f"its own; {args.rounds} rounds, clients in turns. Median (min–max) over the rounds. Client CPU is "
-        "the measured process's, for the requests alone.",
+        "the measured process's, for the requests alone. Load average (1, 5, 15 min) before the run "
+        f"{_loads(meta['load_average_before'])}, after it {_loads(meta['load_average_after'])}: with more "
+        "runnable processes than cores, requests/s is the share of CPU a client got; CPU per request "
+        "does not depend on it.",
         "",
         "| RTT | client | requests/s | client CPU µs/req | server CPU µs/req | connections | failed |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
