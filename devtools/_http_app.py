@@ -19,6 +19,8 @@ tests' side. The API (every path below answers JSON unless said otherwise):
 ``* /slow``                    answers after ``?ms=`` milliseconds
 ``GET /large``                 ``?size=`` bytes of ``devtools._http_data.large_body``, streamed
 ``* /echo``                    the request as the server saw it (method, path, headers, body)
+``* /redirect``                answers ``?status=`` (302) with ``Location: ?to=`` (default:
+                               ``/redirect`` itself, a loop)
 ``GET /whoami``                how the request authenticated
 =============================  ===========================================================
 
@@ -460,6 +462,12 @@ class ApiApp:
             }
             await _respond(send, 200, _json(answer))
             return 200
+        if parts == ["redirect"]:
+            await _read_body(receive)
+            status = _int(query, "status", 302, 300, 399)
+            target = query.get("to", "/redirect")  # without a target: itself, a loop
+            await _respond(send, status, b"", [(b"location", target.encode("latin-1"))])
+            return status
         if parts == ["whoami"]:
             auth, _ = _auth_of(headers.get("authorization"), self.state.settings)
             await _respond(send, 200, _json({"auth": auth}))
