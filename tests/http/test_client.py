@@ -14,6 +14,7 @@ from airflow_iterate.http import (
     HTTPClient,
     HTTPClientClosedError,
     HTTPClientUsageError,
+    HTTPRequestError,
     HTTPStatusError,
     HTTPTimeoutError,
     RetryPolicy,
@@ -226,3 +227,57 @@ def test_wrong_use_is_refused(http_server: HTTPTestServer, make_connection: Call
             await client.get("records/1")
 
     run(closed())
+
+
+def test_redirects_are_followed_with_the_headers_each_origin_may_see(
+    http_server: HTTPTestServer,
+    make_server: Callable[..., HTTPTestServer],
+    make_connection: Callable[..., str],
+) -> None:
+    elsewhere = make_server()
+    conn_id = make_connection(http_server, login="ada", password="pa55-word", **{"X-Tenant": "acme"})
+    mine = {"X-Mine": "1", "Cookie": "session=abc"}
+
+    async def main() -> None:
+        async with HTTPClient(conn_id) as client:
+            home = await client.get("redirect", params={"to": "/echo?hop=2"}, headers=mine)
+            assert home.url == f"{http_server.url}/echo?hop=2"
+            seen = home.json()["headers"]
+            assert seen["authorization"].startswith("Basic ") and seen["x-tenant"] == "acme"
+            assert seen["cookie"] == "session=abc"
+            away = await client.get("redirect", params={"to": f"{elsewhere.url}/echo"}, headers=mine)
+            assert away.url == f"{elsewhere.url}/echo" and away.attempts == 1
+            seen = away.json()["headers"]
+            assert "authorization" not in seen and "x-tenant" not in seen and "cookie" not in seen
+            assert seen["x-mine"] == "1"
+            # 303 (and 301/302 after a POST) turn into a GET without a body; 307 and 308 do not
+            after_303 = (
+                await client.post("redirect", params={"status": 303, "to": "/echo"}, json={"a": 1})
+            ).json()
+            assert (after_303["method"], after_303["body_bytes"]) == ("GET", 0)
+            after_307 = (
+                await client.post("redirect", params={"status": 307, "to": "/echo"}, json={"a": 1})
+            ).json()
+            assert (after_307["method"], after_307["body"]) == ("POST", '{"a": 1}')
+            with pytest.raises(
+                HTTPRequestError, match=r"more than 10 redirects \(the `max_redirects` extra\)"
+            ) as loop:
+                await client.get("redirect")
+            assert is_permanent_error(loop.value)
+
+    run(main())
+    assert len(http_server.requests("/redirect?status=") + http_server.requests("/redirect?to=")) == 4
+    assert len([r for r in http_server.requests() if r.path == "/redirect"]) == 11
+
+
+def test_a_connection_that_does_not_follow_redirects_returns_them(
+    http_server: HTTPTestServer, make_connection: Callable[..., str]
+) -> None:
+    conn_id = make_connection(http_server, allow_redirects=False)
+
+    async def main() -> tuple[int, str]:
+        async with HTTPClient(conn_id) as client:
+            response = await client.get("redirect", params={"to": "/records/1"})
+            return response.status, response.headers["Location"]
+
+    assert run(main()) == (302, "/records/1")

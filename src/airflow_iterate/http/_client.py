@@ -29,17 +29,19 @@ import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urljoin
 
 import aiohttp
 
+from .._core import current_item
 from .._core._validate import positive_int, seconds
 from ._error_map import Failure, classify, status_error, transport_error
-from ._errors import HTTPClientClosedError, HTTPClientUsageError
+from ._errors import HTTPClientClosedError, HTTPClientUsageError, HTTPRequestError
 from ._redact import redact_url
 from ._response import HTTPResponse, HTTPStream
 from ._retry import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_after
 from ._session import Opened, SessionHolder, SessionLimits
-from ._settings import DEFAULT_CONN_ID, is_absolute, join_url
+from ._settings import DEFAULT_CONN_ID, is_absolute, join_url, origin_of
 from ._statistics import ClientStatistics
 
 __all__ = ["HTTPClient"]
@@ -50,6 +52,10 @@ log = logging.getLogger("airflow_iterate.http")
 _PAUSING_STATUSES = frozenset({429, 503})
 #: at most one INFO line per this many seconds about the server asking to wait
 _PAUSE_LOG_INTERVAL = 30.0
+#: answers whose Location is followed (when the connection's allow_redirects says so)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: a call's own headers that never follow a redirect to another origin
+_CROSS_ORIGIN_DROPPED = frozenset({"authorization", "cookie", "proxy-authorization"})
 #: bodies that can be sent twice (anything else, a stream, is sent once: no retry)
 _RESENDABLE = (bytes, bytearray, str, dict, list, tuple, type(None))
 
@@ -397,7 +403,12 @@ class HTTPClient:
     ) -> tuple[aiohttp.ClientResponse, bytes | None, int, str]:
         """Send until an answer is final; returns it (its body read when ``read``), the attempts
         made and the URL that answered. Unless ``read``, the caller releases the response and
-        counts the request out of ``_in_flight``."""
+        counts the request out of ``_in_flight``.
+
+        Redirects are followed here, not by aiohttp, so that each hop gets the headers its origin
+        may see: the connection's credentials and header extras only on the connection's origin,
+        and no ``Authorization`` or ``Cookie`` of the call's own across origins.
+        """
         opened = self._holder.opened
         if opened is None or self._loop is None:
             opened = await self._open()
@@ -408,18 +419,22 @@ class HTTPClient:
         method = method.upper()
         settings = opened.settings
         full_url = join_url(settings.base_url, url)
-        request_headers = self._headers(opened, url, full_url, headers)
+        request_headers = self._headers(
+            opened, not is_absolute(url) or settings.same_origin(full_url), headers
+        )
         policy = retry if retry is not None else self.retry
         safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
         max_attempts = policy.attempts if isinstance(data, _RESENDABLE) else 1
         if timeout is _DEFAULT:
             timeout = self.timeout
         attempt_timeout = opened.timeout if timeout is None else _with_total(opened.timeout, timeout)
+        follow = settings.allow_redirects
         self._requests += 1
         self._in_flight += 1
         handed_over = False
         try:
-            attempt = failures = throttled = 0
+            attempt = failures = throttled = redirects = 0
+            crossed_before = False
             while True:
                 attempt += 1
                 if self._resume_at:
@@ -434,11 +449,12 @@ class HTTPClient:
                         json=json,
                         data=data,
                         headers=request_headers,
-                        allow_redirects=settings.allow_redirects,
-                        max_redirects=settings.max_redirects,
+                        allow_redirects=False,
                         timeout=attempt_timeout,
                     )
-                    body = await response.read() if read else None
+                    status = response.status
+                    redirect = follow and status in _REDIRECTS and "Location" in response.headers
+                    body = await response.read() if read and not redirect else None
                 except asyncio.CancelledError:
                     if response is not None:
                         response.close()
@@ -466,10 +482,27 @@ class HTTPClient:
                         attempts=attempt,
                         timeout=settings.read_timeout,
                     ) from exc
-                status = response.status
+                if redirect:
+                    response.release()
+                    redirects += 1
+                    target = urljoin(full_url, response.headers["Location"])
+                    if redirects > settings.max_redirects or not is_absolute(target):
+                        self._failed += 1
+                        raise self._redirect_error(opened, method, full_url, target, redirects)
+                    if status == 303 or (status in (301, 302) and method == "POST"):
+                        method, json, data = ("HEAD" if method == "HEAD" else "GET"), None, None
+                        safe = True
+                    crossed = origin_of(target) != origin_of(full_url)
+                    request_headers = self._headers(
+                        opened, settings.same_origin(target), headers, crossed=crossed or crossed_before
+                    )
+                    crossed_before = crossed_before or crossed
+                    full_url, params = target, None
+                    attempt -= 1  # a redirect is not another attempt
+                    continue
                 if status < 400:
                     handed_over = not read
-                    return response, body, attempt, str(response.url)
+                    return response, body, attempt, full_url
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if status in _PAUSING_STATUSES:
                     self._throttled += 1
@@ -505,7 +538,7 @@ class HTTPClient:
                         continue
                 if not (check if check is not None else settings.check_response):
                     handed_over = not read
-                    return response, body, attempt, str(response.url)
+                    return response, body, attempt, full_url
                 if body is None:
                     try:
                         body = await response.content.read(4096)
@@ -535,15 +568,19 @@ class HTTPClient:
         return failure.before_sending or safe or policy.retry_non_idempotent
 
     def _headers(
-        self, opened: Opened, url: str, full_url: str, headers: Mapping[str, str] | None
+        self, opened: Opened, same_origin: bool, headers: Mapping[str, str] | None, *, crossed: bool = False
     ) -> dict[str, str] | None:
-        # Credentials and header extras go to the connection's origin only (a relative URL is).
-        same_origin = not is_absolute(url) or opened.settings.same_origin(full_url)
-        if not same_origin:
-            return dict(headers) if headers else None
+        """A request's headers: the connection's (credentials, header extras) when it goes to the
+        connection's origin, then the call's own; after a redirect that ``crossed`` to another
+        origin, without the call's ``Authorization``, ``Cookie`` and ``Proxy-Authorization`` (as
+        aiohttp and requests do)."""
+        if same_origin:
+            return {**opened.headers, **headers} if headers else opened.headers
         if not headers:
-            return opened.headers
-        return {**opened.headers, **headers}
+            return None
+        if crossed:
+            return {k: v for k, v in headers.items() if k.lower() not in _CROSS_ORIGIN_DROPPED}
+        return dict(headers)
 
     async def _open(self) -> Opened:
         if self._closed:
@@ -561,12 +598,44 @@ class HTTPClient:
                 "event loop (HTTPClient.shared() does)"
             )
 
+    def _redirect_error(
+        self, opened: Opened, method: str, url: str, target: str, redirects: int
+    ) -> HTTPRequestError:
+        mask = opened.mask.with_url(url).with_url(target)
+        item = current_item()
+        for_item = f" (for {item})" if item else ""
+        if redirects > opened.settings.max_redirects:
+            what = f"more than {opened.settings.max_redirects} redirects (the `max_redirects` extra)"
+        else:
+            what = f"redirected to {redact_url(target)}, which is not an http(s) URL"
+        return HTTPRequestError(
+            mask(f"{method} {redact_url(url)} failed{for_item}: {what} [{self.conn_id}]"),
+            method=method,
+            url=mask(redact_url(url)),
+            conn_id=self.conn_id,
+            item=item,
+            attempts=1,
+            permanent=True,
+        )
+
     def _usage_error(self, exc: Exception, method: str, url: str, opened: Opened) -> Exception:
+        """The error for a failure that is not about getting an answer."""
+        mask = opened.mask.with_url(url)
+        shown = redact_url(url)
         if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError, TypeError)):
             return HTTPClientUsageError(
-                opened.mask.with_url(url)(
-                    f"{method} {redact_url(url)}: the request cannot be made: {type(exc).__name__}: {exc}"
-                )
+                mask(f"{method} {shown}: the request cannot be made: {type(exc).__name__}: {exc}")
+            )
+        if isinstance(exc, aiohttp.ClientError):
+            item = current_item()
+            for_item = f" (for {item})" if item else ""
+            self._failed += 1
+            return HTTPRequestError(
+                mask(f"{method} {shown} failed{for_item}: {type(exc).__name__}: {exc} [{self.conn_id}]"),
+                method=method,
+                url=mask(shown),
+                conn_id=self.conn_id,
+                item=item,
             )
         return exc
 

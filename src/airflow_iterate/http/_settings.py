@@ -51,6 +51,7 @@ __all__ = [
     "is_absolute",
     "join_url",
     "load_settings",
+    "origin_of",
     "read_settings",
     "settings_from_connection",
     "ssl_context",
@@ -137,10 +138,11 @@ class ConnectionSettings:
         return found
 
     def same_origin(self, url: str) -> bool:
-        return _origin(url) == self.origin
+        return origin_of(url) == self.origin
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
+def origin_of(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an absolute URL (the default port filled in), else ``None``."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -213,7 +215,7 @@ def settings_from_connection(connection: Any) -> ConnectionSettings:
     if connection.port:
         base_url = f"{base_url}:{connection.port}"
     base_url = base_url.rstrip("/")
-    origin = _origin(base_url)
+    origin = origin_of(base_url)
     if origin is None or origin[0] not in ("http", "https") or not origin[1]:
         raise fail(f"the base URL {base_url!r} (from host, schema and port) is not an http(s) URL")
 
