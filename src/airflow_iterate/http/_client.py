@@ -13,8 +13,8 @@ Structure, after the SFTP integration's pool:
 * :class:`~._session.SessionHolder` owns the aiohttp session and its connections (opening it on
   the first request with one read of the Airflow connection, closing it);
 * :class:`HTTPClient` adds what items call: ``request()`` and the method shortcuts, ``stream()``,
-  :meth:`HTTPClient.shared`, statistics, ``aclose()``; and the retry loop, in one place for
-  whole and streamed answers (:meth:`HTTPClient._exchange`), following a
+  :meth:`HTTPClient.shared`, statistics, ``aclose()``; and the retry loop with the redirects, in
+  one place for whole and streamed answers (:meth:`HTTPClient._exchange`), following a
   :class:`~._retry.RetryPolicy`;
 * ``_error_map`` words the failures, ``_redact`` keeps credentials out of them.
 """

@@ -113,10 +113,8 @@ async def download_to_storage(
     """
     relative = _name(url, name)
     if str(getattr(target, "protocol", "")) in ("file", "local"):
-        written = await download_file(
-            client, url, str(target.path), name=relative, params=params, headers=headers
-        )
-        return target.joinpath(*relative.split("/")) if written else target
+        await download_file(client, url, str(target.path), name=relative, params=params, headers=headers)
+        return target.joinpath(*relative.split("/"))
     destination = target.joinpath(*relative.split("/"))
     partial = destination.parent / f".{destination.name}.{uuid.uuid4().hex[:12]}.partial"
     target_text = str(destination)
