@@ -31,7 +31,7 @@ _BLOCK = random.Random(20261202).randbytes(LARGE_CHUNK)
 
 def record(record_id: int) -> dict[str, Any]:
     """Record ``record_id``'s detail document: 2–10 KB of JSON, the same on every call."""
-    size = 1800 + (record_id * 2654435761) % 8000
+    size = 1950 + (record_id * 2654435761) % 8000
     offset = (record_id * 40503) % (len(_FILLER) - size)
     return {
         "id": record_id,
