@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck unit bench bench-quick clean system-packages test-airflow31
+.PHONY: demo demo-http test lint typecheck unit bench bench-quick clean system-packages test-airflow31
 
 $(STAMP): pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ system-packages:
 
 demo: $(STAMP) system-packages
 	$(BIN)/python -m examples.demo
+
+# The REST API job: a paginated HTTPS API (the local test server) into the warehouse.
+demo-http: $(STAMP)
+	$(BIN)/python -m examples.demo_http
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples devtools

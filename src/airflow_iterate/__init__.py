@@ -16,12 +16,14 @@ Layout (ARCHITECTURE.md tells the journey of one ``.iterate()`` call through it)
     _airflow/_scaleout/
                   chunk_size / chunks: the plan, chunk and gather tasks and the task group
     sftp/         the SFTP integration: SFTPPool, SyncSFTPPool, transfer helpers
+    http/         the HTTP integration: HTTPClient, RetryPolicy, pagination, streaming downloads
     _public.py    public names presented as this package's (tracebacks, reprs)
 
 ``airflow_iterate_provider`` (beside this package) is the provider metadata Airflow discovers.
 
 Errors: every exception raised on purpose is an :class:`IterateError`; the tree is in
-:mod:`airflow_iterate._core._errors` (the SFTP integration's in :mod:`airflow_iterate.sftp`).
+:mod:`airflow_iterate._core._errors` (the integrations' in :mod:`airflow_iterate.sftp` and
+:mod:`airflow_iterate.http`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The package as a user gets it, and the README as a user reads it.
 
 The slow tests build the sdist and the wheel with ``python -m build``, install the wheel (with the
-``sftp`` extra and the Airflow, sftp provider and asyncssh versions that requirements/dev.txt
-pins) into a fresh virtualenv, and from a directory outside the repository, with a clean
+``sftp`` and ``http`` extras and the Airflow, provider, asyncssh and aiohttp versions that
+requirements/dev.txt pins) into a fresh virtualenv, and from a directory outside the repository, with a clean
 environment (no PYTHONPATH), check what the installed distribution says about itself and run every
 ``python`` code block of README.md through ``dag.test()``. The examples are extracted from the
 README itself, so an example that stops working fails here, naming its README line. They run once
@@ -10,7 +10,8 @@ per CI run, in ``make test``: in any other virtualenv (``make test-airflow31``) 
 
 What the examples need from outside is what a deployment would give them, under the names the
 README uses: the connection ``partner_sftp`` to a real OpenSSH sshd on 127.0.0.1 whose login
-directory holds ``incoming/``, a ``warehouse`` connection and a ``batch`` variable (environment
+directory holds ``incoming/``, the connection ``partner_api`` to the HTTP test server
+(``devtools/http_server.py``) on 127.0.0.1, a ``warehouse`` connection and a ``batch`` variable (environment
 variables, as tests/sftp defines its connections), and ``run_conf`` overriding the
 ``download_dir`` param.
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from devtools.http_server import HTTPTestServer
 from devtools.sshd import (
     MISSING_SSHD,
     SSHD,
@@ -59,7 +61,13 @@ RUN_DAG_FILE = HERE / "_run_dag_file.py"
 INSTALLED_METADATA = HERE / "_installed_metadata.py"
 
 #: installed next to the wheel, at the versions requirements/dev.txt pins
-INSTALL_PINS = ("apache-airflow", "apache-airflow-providers-sftp", "asyncssh")
+INSTALL_PINS = (
+    "apache-airflow",
+    "apache-airflow-providers-sftp",
+    "asyncssh",
+    "apache-airflow-providers-http",
+    "aiohttp",
+)
 #: the sdist: these files at its top level (besides what setuptools generates), ...
 SDIST_TOP_LEVEL = {
     "ARCHITECTURE.md",
@@ -80,6 +88,8 @@ EXAMPLE_TIMEOUT = 300
 #: the data the SFTP examples find in their login directory
 INCOMING_DIRECTORIES = 2
 INCOMING_FILES = 12  # per directory
+#: records the partner API (the HTTP test server) serves to the README's HTTP example
+PARTNER_API_RECORDS = 200
 
 
 def _read_pins() -> dict[str, str]:
@@ -333,8 +343,8 @@ def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Install
     python = venv / "bin" / "python"
     pins = [f"{name}=={PINS[name]}" for name in INSTALL_PINS]
     _run(
-        [python, "-m", "pip", "install", "--quiet", f"{dists.wheel}[sftp]", *pins],
-        what=f"pip install {dists.wheel.name}[sftp] {' '.join(pins)}",
+        [python, "-m", "pip", "install", "--quiet", f"{dists.wheel}[sftp,http]", *pins],
+        what=f"pip install {dists.wheel.name}[sftp,http] {' '.join(pins)}",
         timeout=PIP_TIMEOUT,
         cwd=root,
         env=_without_repository(dict(os.environ)),  # keeps pip's own settings (index, cache)
@@ -483,7 +493,7 @@ def test_the_installed_distribution_describes_itself(installed: Installed) -> No
     assert all(url.startswith(repository) for url in urls.values())
 
     # the development tools are pinned in requirements/, never published as an extra
-    assert meta["provides_extra"] == ["sftp"]
+    assert sorted(meta["provides_extra"]) == ["http", "sftp"]
     requirements = " ".join(meta["requires_dist"])
     for tool in ("pytest", "ruff", "mypy", "matplotlib", "dev"):
         assert tool not in requirements
@@ -514,7 +524,16 @@ def partner_sftp() -> Iterator[SSHServer]:
 
 
 @pytest.fixture(scope="module")
-def deployment_env(installed: Installed, partner_sftp: SSHServer) -> dict[str, str]:
+def partner_api() -> Iterator[HTTPTestServer]:
+    """The HTTP test server: records 1..200, listings paginated four ways."""
+    with HTTPTestServer(records=PARTNER_API_RECORDS) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def deployment_env(
+    installed: Installed, partner_sftp: SSHServer, partner_api: HTTPTestServer
+) -> dict[str, str]:
     """The connections and variables the README's examples name, as a deployment defines them."""
     sftp = {
         "conn_type": "sftp",
@@ -524,8 +543,10 @@ def deployment_env(installed: Installed, partner_sftp: SSHServer) -> dict[str, s
         "extra": partner_sftp.connection_extra(),
     }
     warehouse = {"conn_type": "generic", "host": "warehouse.example.com", "schema": "analytics"}
+    api = {"conn_type": "http", "host": partner_api.host, "port": partner_api.port, "schema": "http"}
     return {
         "AIRFLOW_CONN_PARTNER_SFTP": json.dumps(sftp),
+        "AIRFLOW_CONN_PARTNER_API": json.dumps(api),
         "AIRFLOW_CONN_WAREHOUSE": json.dumps(warehouse),
         "AIRFLOW_VAR_BATCH": json.dumps({"rows": 500}),
     }
