@@ -10,8 +10,9 @@ import argparse
 import subprocess
 import sys
 
-#: per-item overhead, the proposal's SFTP table, then the same job chunked over Celery workers
-BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp", "benchmarks.scaleout")
+#: per-item overhead, the proposal's SFTP table, the same job chunked over Celery workers, then the
+#: HTTP table with the metadata DB's load
+BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp", "benchmarks.scaleout", "benchmarks.http")
 
 
 def main(argv: list[str] | None = None) -> None:
