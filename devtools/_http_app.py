@@ -8,7 +8,8 @@ tests' side. The API (every path below answers JSON unless said otherwise):
 ``POST /records``              create a record (any JSON body); ``?delay_ms=`` answers late
 ``GET /list/link``             ``?page=&per_page=``: a JSON list, the next page in a
                                ``Link: <...>; rel="next"`` header (RFC 8288)
-``GET /list/cursor``           ``?cursor=&limit=``: ``{"data": [...], "meta": {"next_cursor"}}``
+``GET /list/cursor``           ``?cursor=&limit=``: ``{"data": [...], "meta": {"next_cursor",
+                               "next"}}`` (``next``: the next page's URL, relative)
 ``GET /list/offset``           ``?offset=&limit=``: ``{"items": [...], "total", ...}``
 ``GET /list/page``             ``?page=&per_page=``: ``{"results": [...], "page", "total_pages"}``
 ``* /flaky/{key}``             the first ``?fail=N`` requests for ``key`` answer ``?status=``
@@ -499,7 +500,12 @@ class ApiApp:
             end = min(start + limit, total)
             next_cursor = base64.urlsafe_b64encode(f"after:{end}".encode()).decode() if end < total else None
             items = [record_summary(i + 1) for i in range(start, end)]
-            await _respond(send, 200, _json({"data": items, "meta": {"next_cursor": next_cursor}}))
+            # the next page also as a URL (relative), as some APIs give it: {"next": "/...?cursor="}
+            next_url = (
+                f"/list/cursor?{urlencode({'cursor': next_cursor, 'limit': limit})}" if next_cursor else None
+            )
+            meta = {"next_cursor": next_cursor, "next": next_url}
+            await _respond(send, 200, _json({"data": items, "meta": meta}))
             return 200
         if style == "offset":
             limit = _int(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE)

@@ -43,8 +43,8 @@ PUBLIC = {
 def test_all_lists_the_public_api_and_nothing_else() -> None:
     assert set(airflow_iterate.__all__) == PUBLIC
     public_names = {n for n in vars(airflow_iterate) if not n.startswith("_")} | {"__version__"}
-    # Private modules are underscored; the one public subpackage (sftp) appears once imported.
-    assert public_names - {"annotations", "sftp"} == PUBLIC
+    # Private modules are underscored; the public subpackages (sftp, http) appear once imported.
+    assert public_names - {"annotations", "sftp", "http"} == PUBLIC
 
 
 def test_every_error_is_an_iterate_error() -> None:
@@ -99,11 +99,14 @@ def test_public_names_show_the_public_module_in_tracebacks() -> None:
 
 
 def test_every_exception_the_package_defines_is_an_iterate_error_and_public() -> None:
+    import airflow_iterate.http
     import airflow_iterate.sftp
 
-    public = {getattr(airflow_iterate, n) for n in airflow_iterate.__all__} | {
-        getattr(airflow_iterate.sftp, n) for n in airflow_iterate.sftp.__all__
-    }
+    public = (
+        {getattr(airflow_iterate, n) for n in airflow_iterate.__all__}
+        | {getattr(airflow_iterate.sftp, n) for n in airflow_iterate.sftp.__all__}
+        | {getattr(airflow_iterate.http, n) for n in airflow_iterate.http.__all__}
+    )
     defined: set[type[BaseException]] = set()
     for name in _all_modules():
         module = importlib.import_module(name)
