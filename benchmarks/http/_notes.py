@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._config import HOOK_CONCURRENCY, PAGE_SIZE, PARALLELISM, Sizes
+from ._report import short_error
 from ._results import Measurement
 
 
@@ -26,7 +27,8 @@ def notes(rows: list[Measurement], sizes: Sizes, rtt_ms: float, deployment: dict
         "deployment (task processes and the triggerer included; PostgreSQL's is in the DB table), their "
         "peak RSS the largest sampled sum over them. Row 1 was measured on "
         f"{sizes.expand:,} calls and row 2 on {sizes.deferrable:,}, and both are extrapolated to "
-        f"{sizes.calls:,} at their measured rate (a task instance per call: the cost is linear in calls).",
+        f"{rows[0].job if rows else 0:,} at their measured rate (a task instance per call: the cost is "
+        "linear in calls).",
         "Rows 1 and 2 give the operator `retries=3, retry_delay=1s`: a deferred task instance whose "
         "trigger fires before the scheduler has processed the executor's 'success' for the deferring "
         "run is marked failed as 'state changed externally' (apache/airflow#66374, #71580, #72716); "
@@ -75,7 +77,8 @@ def notes(rows: list[Measurement], sizes: Sizes, rtt_ms: float, deployment: dict
     if listing is not None and listing.error:
         found.append(
             "The deferrable `HttpOperator` with a `pagination_function` fails on its second page as "
-            f"released (apache-airflow-providers-http, on Airflow 3): `{listing.error}` — it defers with "
+            f"released (apache-airflow-providers-http, on Airflow 3): `{short_error(listing.error)}` — it "
+            "defers with "
             "the pages read so far as `requests.Response` objects in the resume kwargs, which the Task "
             "SDK cannot serialize. The next row makes them serializable with the provider's own "
             "`HttpResponseSerializer` (a subclass, in `benchmarks/http/_dags_provider.py`) to show what "

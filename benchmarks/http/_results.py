@@ -103,7 +103,7 @@ def targets(rows: dict[str, Measurement], deployment: dict[str, Measurement]) ->
         raw = best_raw(rows)
         found.append(
             Target(
-                f"throughput vs the better raw client ({raw.label.split(':')[0]})",
+                f"throughput vs the better raw client (raw {raw.details.get('client', raw.key)})",
                 ours.calls_per_second / raw.calls_per_second,
                 0.9,
             )

@@ -66,14 +66,14 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
         RowSpec(
             "iterate",
             "5",
-            "**`.iterate()` + `airflow_iterate.http`, defaults**",
+            "**`.iterate()` + `airflow_iterate.http`, defaults**: one task instance (`dag.test()`)",
             "_dagtest",
             sizes.calls,
         ),
         RowSpec(
             "raw_httpx",
             "6",
-            f"raw httpx, hand-tuned: {RAW_CONCURRENCY['httpx']}, no Airflow",
+            f"raw httpx, hand-tuned: {RAW_CONCURRENCY['httpx']} connections and calls in flight, no Airflow",
             "_client_main",
             sizes.raw_httpx,
             ("raw_httpx", f"--concurrency={RAW_CONCURRENCY['httpx']}"),
@@ -82,7 +82,8 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
         RowSpec(
             "raw_aiohttp",
             "6",
-            f"raw aiohttp, hand-tuned: {RAW_CONCURRENCY['aiohttp']}, no Airflow",
+            f"raw aiohttp, hand-tuned: {RAW_CONCURRENCY['aiohttp']} connections and calls in flight, "
+            "no Airflow",
             "_client_main",
             sizes.calls,
             ("raw_aiohttp", f"--concurrency={RAW_CONCURRENCY['aiohttp']}"),

@@ -181,8 +181,10 @@ class DeploymentRows:
         self.specs = [
             s
             for s in dag_specs(sizes, job_calls, job_pages)
-            if only is None or s.key in only or s.dag_id in only
+            if s.calls > 0 and (only is None or s.key in only or s.dag_id in only)
         ]
+        if sizes.pages_deferrable <= 2:
+            self.specs = [s for s in self.specs if s.key != "pages_deferrable_serializable"]
         self.deployment = BenchmarkDeployment(
             _settings(self.specs, link),
             {**servers.environment(), **postgres.environment()},
