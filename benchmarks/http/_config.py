@@ -12,6 +12,8 @@ PAGE_SIZE = 10
 DEFAULT_RTT_MS = 20.0
 #: LocalExecutor slots of the deployment (as the SFTP benchmark's)
 PARALLELISM = 4
+#: the task retries of rows 1 and 2 and the listing's operators (see _dags_provider.py)
+RETRIES = 3
 #: calls in flight for the hooks' async rows: .iterate()'s default for async items
 HOOK_CONCURRENCY = 128
 #: the raw clients' calls (and connections) in flight, tuned on this machine: aiohttp gains up to

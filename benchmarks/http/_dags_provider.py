@@ -24,7 +24,7 @@ START = pendulum.datetime(2024, 1, 1, tz="UTC")
 #: The operators' task retries. A deferred task instance whose trigger fires before the scheduler
 #: has processed the executor's "success" for the deferring run is failed as "state changed
 #: externally" (apache/airflow#66374, #71580, #72716); a production DAG has retries for that.
-RETRIES = {"retries": 3, "retry_delay": datetime.timedelta(seconds=1)}
+RETRIES = {"retries": SETTINGS["retries"], "retry_delay": datetime.timedelta(seconds=1)}
 
 
 def _size(response: Any) -> int:

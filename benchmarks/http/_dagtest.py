@@ -1,14 +1,15 @@
 """Subprocess entry point for row 5: ``.iterate()`` + ``airflow_iterate.http`` in a real task instance.
 
-``python -m benchmarks.http._dagtest --conn-id ID --count N --dag-id ID --dags-folder DIR
---json-out FILE``
+``python -m benchmarks.http._dagtest --conn-id ID --count N [--per-host C] --dag-id ID
+--dags-folder DIR --json-out FILE``
 
 The DAG is what a user writes without tuning: a task returns the record ids, then one
 ``async def`` item per id gets ``HTTPClient.shared(conn_id)``, GETs the record's detail and parses
-it. dag.test() runs the task instances in this process against the metadata DB the environment
-names (the benchmark's PostgreSQL), so this process's CPU time from the end of the listing task
-to the end of the DAG run is what the calling task instance cost, its start, checkpoints and XCom
-push included.
+it (``--per-host`` sets the client's ``max_connections_per_host``: the variant). dag.test() runs
+the task instances in this process against the metadata DB the environment names (the
+benchmark's PostgreSQL), so this process's CPU time from the end of the listing task to the end
+of the DAG run is what the calling task instance cost, its start, checkpoints and XCom push
+included.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def record_ids(count: int) -> list[int]:
 
 
 @task
-async def fetch(record_id: int, conn_id: str) -> int:
-    client = HTTPClient.shared(conn_id)
+async def fetch(record_id: int, conn_id: str, per_host: int | None) -> int:
+    client = HTTPClient.shared(conn_id, **({"max_connections_per_host": per_host} if per_host else {}))
     response = await client.get(f"records/{record_id}")
     response.json()
     return len(response.content)
@@ -68,9 +69,10 @@ def _record_execute() -> None:
     IterateOperator.execute = recorded  # type: ignore[method-assign]
 
 
-def build(dag_id: str, count: int, conn_id: str) -> DAG:
+def build(dag_id: str, count: int, conn_id: str, per_host: int | None) -> DAG:
     with DAG(dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
-        fetch.override(task_id=TASK_ID).partial(conn_id=conn_id).iterate(record_id=record_ids(count))
+        items = fetch.override(task_id=TASK_ID).partial(conn_id=conn_id, per_host=per_host)
+        items.iterate(record_id=record_ids(count))
     return dag
 
 
@@ -99,13 +101,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conn-id", required=True)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--per-host", type=int, default=None, help="None: the client's default")
     parser.add_argument("--dag-id", required=True)
     parser.add_argument("--dags-folder", type=Path, required=True)
     parser.add_argument("--json-out", type=Path, required=True)
     args = parser.parse_args()
 
     _record_execute()
-    measured = build(args.dag_id, args.count, args.conn_id)
+    measured = build(args.dag_id, args.count, args.conn_id, args.per_host)
     register(measured, args.dags_folder)
     # No warm-up run: the listing task is the process's first task instance, so it is the one that
     # starts dag.test()'s in-process execution API.

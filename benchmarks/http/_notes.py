@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import HOOK_CONCURRENCY, PAGE_SIZE, PARALLELISM, Sizes
+from ._config import HOOK_CONCURRENCY, PAGE_SIZE, PARALLELISM, RETRIES, Sizes
 from ._report import short_error
 from ._results import Measurement
 
@@ -29,11 +29,12 @@ def notes(rows: list[Measurement], sizes: Sizes, rtt_ms: float, deployment: dict
         f"{sizes.expand:,} calls and row 2 on {sizes.deferrable:,}, and both are extrapolated to "
         f"{rows[0].job if rows else 0:,} at their measured rate (a task instance per call: the cost is "
         "linear in calls).",
-        "Rows 1 and 2 give the operator `retries=3, retry_delay=1s`: a deferred task instance whose "
-        "trigger fires before the scheduler has processed the executor's 'success' for the deferring "
-        "run is marked failed as 'state changed externally' (apache/airflow#66374, #71580, #72716); "
-        "without retries a run of row 2 fails now and then. The task instances that needed a retry are "
-        "counted below.",
+        f"Rows 1 and 2 give the operator `retries={RETRIES}, retry_delay=1s` (the listing's operators "
+        "too): a deferred task instance whose trigger fires before the scheduler has processed the "
+        "executor's 'success' for the deferring run is marked failed as 'state changed externally' "
+        "(apache/airflow#66374, #71580, #72716), which happens more often the busier the machine. The "
+        "task instances that needed a retry are counted below; one that failed all its tries leaves "
+        "its call out of the row's calls (and fails the DAG run).",
         "Rows 3, 4 and 6 call the hooks / httpx / aiohttp directly in a plain Python process of their own "
         "(no task instance around them: a task adds the same fixed cost to each); the window timed starts "
         "after the imports. Row 3 calls `HttpHook(method='GET').run(endpoint)` in a loop, which builds a "
@@ -71,7 +72,9 @@ def notes(rows: list[Measurement], sizes: Sizes, rtt_ms: float, deployment: dict
         if row is not None:
             found.append(
                 f"Row {row.number} ({key}): {row.details.get('task_instances', 0):,} task instances, "
-                f"{row.details.get('retried', 0)} of them retried; DAG run {row.wall:,.1f} s."
+                f"{row.details.get('retried', 0)} of them retried"
+                + (f"; {row.error}" if row.error else "")
+                + f"; DAG run {row.wall:,.1f} s."
             )
     listing = by_key.get(("pages_deferrable", "proxy"))
     if listing is not None and listing.error:

@@ -44,7 +44,8 @@ def _count(value: float) -> str:
 
 
 def _label(row: Measurement) -> str:
-    return row.label + (" †" if row.disturbed else "")
+    failed = f" ({row.error.split(',')[0]})" if row.error and not row.key.startswith("pages_") else ""
+    return row.label + failed + (" †" if row.disturbed else "")
 
 
 def _when(row: Measurement) -> str:
@@ -252,6 +253,7 @@ _CHART_LABELS = {
     "hook_async_per_call": "HttpAsyncHook.run(), session per call",
     "hook_async_session": "HttpAsyncHook.session(), shared",
     "iterate": ".iterate() + airflow_iterate.http (dag.test())",
+    "iterate_per_host": ".iterate(), 128 connections per host",
     "iterate_deployment": ".iterate(), in the deployment",
     "raw_httpx": "raw httpx",
     "raw_aiohttp": "raw aiohttp",

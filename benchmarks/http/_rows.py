@@ -71,6 +71,15 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
             sizes.calls,
         ),
         RowSpec(
+            "iterate_per_host",
+            "5",
+            f"`.iterate()` as above with `HTTPClient.shared(conn_id, max_connections_per_host="
+            f"{RAW_CONCURRENCY['aiohttp']})`",
+            "_dagtest",
+            sizes.calls,
+            (f"--per-host={RAW_CONCURRENCY['aiohttp']}",),
+        ),
+        RowSpec(
             "raw_httpx",
             "6",
             f"raw httpx, hand-tuned: {RAW_CONCURRENCY['httpx']} connections and calls in flight, no Airflow",

@@ -21,11 +21,11 @@ from typing import Any
 
 from benchmarks.sftp._accounting import RssSampler, cpu_between, cpu_snapshot, machine_busy, self_cpu
 
-from ._config import PAGE_SIZE, PARALLELISM, Sizes
+from ._config import PAGE_SIZE, PARALLELISM, RETRIES, Sizes
 from ._deployment import DAG_FILES, BenchmarkDeployment, run_seconds, ti_seconds
 from ._postgres import DbLoad, DbStats, PostgresServer
 from ._results import Measurement
-from ._servers import Link, Servers, expected_bytes
+from ._servers import Link, Servers, record_bytes
 
 #: generous: a mapped task instance costs seconds, a deferred one twice that
 SECONDS_PER_CALL_LIMIT = 10.0
@@ -144,7 +144,7 @@ def _settings(specs: list[DagSpec], link: Link) -> dict[str, Any]:
         else:
             entry["calls"] = spec.calls
         dags[spec.dag_id] = entry
-    return {"dags": dags}
+    return {"dags": dags, "retries": RETRIES}
 
 
 def _failure(deployment: BenchmarkDeployment, dag_id: str) -> str:
@@ -258,27 +258,40 @@ class DeploymentRows:
         # after the run's end. What the idle deployment writes in that extra time is taken off;
         # what it does while the run goes on (its loops, heartbeats) is part of the run's cost.
         load = raw.minus(background, seconds=raw.seconds - run_seconds(run))
+        tis = deployment.task_instances(spec.dag_id, run_id)
+        mapped = [ti for ti in tis if ti["task_id"] == spec.task_id and ti["map_index"] >= 0]
+        succeeded = [ti for ti in mapped if ti["state"] == "success"]
+        calls = spec.calls
         if run["state"] != "success":
-            if not spec.may_fail:
+            if spec.may_fail:
+                error = _failure(deployment, spec.dag_id)
+                self.progress(f"  failed, as the provider does: {error}")
+            elif mapped and len(succeeded) * 2 >= len(mapped):
+                # The deferral race (see _dags_provider.py) can outlast the task's retries: the
+                # calls whose task instances succeeded are what the run achieved, said as such.
+                calls = len(succeeded)
+                error = (
+                    f"{len(mapped) - calls} of {len(mapped)} task instances failed, each after "
+                    f"{RETRIES + 1} tries (the scheduler's deferral race)"
+                )
+                self.progress(f"  {error}")
+            else:
                 raise RuntimeError(
                     f"DAG run {run_id} of {spec.dag_id} ended {run['state']}\n"
                     f"{deployment.airflow.diagnostics()}"
                 )
-            error = _failure(deployment, spec.dag_id)
-            self.progress(f"  failed, as the provider does: {error}")
-        tis = deployment.task_instances(spec.dag_id, run_id)
         details: dict[str, Any] = {
             "dag_run_seconds": run_seconds(run),
             "task_instances": len(tis),
             "states": sorted({ti["state"] for ti in tis}),
-            # task instances that needed a task retry (see RETRIES in _deployment_dags.py)
+            # task instances that needed a task retry (the deferral race, see _dags_provider.py)
             "retried": sum(1 for ti in tis if ti["try_number"] > 1),
             # the whole window, before the idle deployment's writes outside the run were taken off
             "db_window": raw.as_dict(),
         }
         received = 0
-        if error is None:
-            received = self._check(spec, run_id, tis)
+        if error is None or mapped:
+            received = self._check(spec, run_id, succeeded if mapped else tis)
             main = [ti for ti in tis if ti["task_id"] == spec.task_id]
             if len(main) == 1:
                 details["ti_seconds"] = ti_seconds(main[0])
@@ -288,7 +301,7 @@ class DeploymentRows:
             number=spec.number,
             label=spec.label,
             link=self.link.name,
-            calls=spec.calls,
+            calls=calls,
             job=spec.job,
             bytes=received,
             wall=wall,
@@ -328,17 +341,15 @@ class DeploymentRows:
             if ids != wanted:
                 raise RuntimeError(f"{spec.dag_id} listed {len(ids)} ids, expected {len(wanted)}")
             return 0
-        expected = expected_bytes(spec.calls)
         if spec.task_id == "get":
-            mapped = [ti for ti in tis if ti["task_id"] == "get"]
-            if len(mapped) != spec.calls or {ti["state"] for ti in mapped} != {"success"}:
-                raise RuntimeError(
-                    f"{spec.dag_id}: {len(mapped)} mapped task instances, not {spec.calls} successes"
-                )
-            sizes = [deployment.xcom(spec.dag_id, run_id, "get", map_index=ti["map_index"]) for ti in mapped]
+            # Map index i called record i + 1; only the task instances that succeeded are checked.
+            ids = [ti["map_index"] + 1 for ti in tis if ti["task_id"] == "get" and ti["state"] == "success"]
+            sizes = [deployment.xcom(spec.dag_id, run_id, "get", map_index=i - 1) for i in ids]
         else:
+            ids = list(range(1, spec.calls + 1))
             sizes = deployment.xcom(spec.dag_id, run_id, spec.task_id)
-        if sum(sizes) != expected or len(sizes) != spec.calls:
+        expected = sum(len(record_bytes(i)) for i in ids)
+        if sum(sizes) != expected or len(sizes) != len(ids):
             raise RuntimeError(
                 f"{spec.dag_id}: {len(sizes)} calls, {sum(sizes):,} bytes; expected {expected:,}"
             )

@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from devtools.delay_proxy import DelayProxy
 from devtools.http_server import HTTPTestServer, record_bytes
 
+__all__ = ["Link", "Servers", "detail_endpoint", "expected_bytes", "record_bytes", "server_version"]
+
 #: seconds the server keeps an idle connection (nginx's default is 75; uvicorn's 5 would close
 #: pooled connections that a slow client leaves idle, and a request racing that close fails)
 KEEP_ALIVE = 75.0
