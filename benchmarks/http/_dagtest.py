@@ -5,7 +5,8 @@
 
 The DAG is what a user writes without tuning: a task returns the record ids, then one
 ``async def`` item per id gets ``HTTPClient.shared(conn_id)``, GETs the record's detail and parses
-it (``--per-host`` sets the client's ``max_connections_per_host``: the variant). dag.test() runs
+it (``--per-host`` sets the client's ``max_connections_per_host``, and ``max_connections`` as
+needed: the variant). dag.test() runs
 the task instances in this process against the metadata DB the environment names (the
 benchmark's PostgreSQL), so this process's CPU time from the end of the listing task to the end
 of the DAG run is what the calling task instance cost, its start, checkpoints and XCom push
@@ -47,7 +48,8 @@ def record_ids(count: int) -> list[int]:
 
 @task
 async def fetch(record_id: int, conn_id: str, per_host: int | None) -> int:
-    client = HTTPClient.shared(conn_id, **({"max_connections_per_host": per_host} if per_host else {}))
+    limits = {"max_connections_per_host": per_host, "max_connections": max(per_host, 100)} if per_host else {}
+    client = HTTPClient.shared(conn_id, **limits)
     response = await client.get(f"records/{record_id}")
     response.json()
     return len(response.content)
