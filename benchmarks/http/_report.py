@@ -174,9 +174,9 @@ def pagestable(rows: list[Measurement]) -> list[str]:
             [
                 row.number,
                 _label(row),
-                f"{row.calls:,}",
+                f"{row.calls:,}" if not row.error else f"{row.calls:,} asked, 1 read",
                 f"{row.wall:,.1f}",
-                f"{row.calls_per_second:,.2f}",
+                f"{row.calls_per_second:,.2f}" if not row.error else "-",
                 _when(row) if not row.error else "-",
                 f"{row.cpu:,.1f}",
                 _count(load.transactions) if load else "-",
