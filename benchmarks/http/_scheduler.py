@@ -266,6 +266,11 @@ class DeploymentRows:
             if spec.may_fail:
                 error = _failure(deployment, spec.dag_id)
                 self.progress(f"  failed, as the provider does: {error}")
+            elif spec.kind == "pages":
+                # Every page is a deferral, so the scheduler's deferral race can outlast the
+                # listing's retries (each retry starts the listing over): recorded, not raised.
+                error = f"failed after {RETRIES + 1} tries: {_failure(deployment, spec.dag_id)}"
+                self.progress(f"  {error}")
             elif mapped and len(succeeded) * 2 >= len(mapped):
                 # The deferral race (see _dags_provider.py) can outlast the task's retries: the
                 # calls whose task instances succeeded are what the run achieved, said as such.
