@@ -51,8 +51,9 @@ $(STAMP31): pyproject.toml requirements/airflow31.txt
 test-airflow31: $(STAMP31) system-packages
 	$(VENV31)/bin/python -m pytest $(PYTEST_ARGS)
 
-# Per-item overhead, the metadata-DB load, the proposal's SFTP table against a real sshd, then the
-# same job chunked over Celery workers (Redis and sshd: hence system-packages).
+# Per-item overhead, the metadata-DB load, the proposal's SFTP table against a real sshd, the same
+# job chunked over Celery workers, the Items tab's endpoints, then the HTTP table against PostgreSQL
+# (Redis, sshd, PostgreSQL: hence system-packages).
 bench: $(STAMP) system-packages
 	$(BIN)/python -m benchmarks
 

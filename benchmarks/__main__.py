@@ -11,13 +11,15 @@ import subprocess
 import sys
 
 #: per-item overhead, the metadata-DB load, the proposal's SFTP table, the same job chunked over
-#: Celery workers, then the Items tab's endpoints on a task of 1,000,000 items
+#: Celery workers, the Items tab's endpoints on a task of 1,000,000 items, then the HTTP table with
+#: the metadata DB's load
 BENCHMARKS = (
     "benchmarks.overhead",
     "benchmarks.dbload",
     "benchmarks.sftp",
     "benchmarks.scaleout",
     "benchmarks.itemstab",
+    "benchmarks.http",
 )
 
 
