@@ -17,12 +17,14 @@ on its own and reused by every layer above it.
     _ledger       the item ledger: a bounded document of a run's items, for readers outside it
     _monitor      RunObserver, and the thread that reports progress and flushes checkpoints
     _timeouts     item_timeout: cancelled async attempts, abandoned (bounded) sync ones
+    _current      which item the running code belongs to (for integrations' error messages)
     _lag          noticing (and locating) a blocked event loop
     _stats        RunStatistics snapshots
     _errors       the exception tree
 """
 
 from ._checkpoint import Checkpoint, DirectoryStateStore, StateStore, input_digest
+from ._current import current_item
 from ._errors import (
     ItemFailure,
     ItemsFailedError,
@@ -77,6 +79,7 @@ __all__ = [
     "SyncCallOnLoopError",
     "check_iterable",
     "cross_product",
+    "current_item",
     "error_text",
     "input_digest",
     "is_permanent_error",

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from ._adaptive import AdaptiveLimit
 from ._bookkeeping import RunBookkeeping
 from ._checkpoint import Checkpoint
+from ._current import CURRENT_ITEM
 from ._errors import (
     IterateCancelledError,
     IterateTimeoutError,
@@ -344,6 +345,9 @@ class ItemRunner(RunBookkeeping[T, R]):
                     gate.release()
                 return
             index, item = picked
+            # This worker's own context (a task of its own): no reset needed, the next item's
+            # value replaces it.
+            CURRENT_ITEM.set((self._offset + index, item, self._describe))
             try:
                 if self._simple:
                     value = await call(self._offset + index, item)
@@ -489,6 +493,7 @@ class ItemRunner(RunBookkeeping[T, R]):
                 return
             index, item = picked
             position = self._offset + index
+            CURRENT_ITEM.set((position, item, self._describe))  # the thread's own context
             try:
                 value = call(position, item) if self._simple else self._thread_attempts(position, item)
             except Exception as exc:
