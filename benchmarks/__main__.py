@@ -10,8 +10,9 @@ import argparse
 import subprocess
 import sys
 
-#: per-item overhead, the proposal's SFTP table, then the same job chunked over Celery workers
-BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp", "benchmarks.scaleout")
+#: per-item overhead, the proposal's SFTP table, the same job chunked over Celery workers, then
+#: concurrency="auto" against an HTTP server with a capacity
+BENCHMARKS = ("benchmarks.overhead", "benchmarks.sftp", "benchmarks.scaleout", "benchmarks.adaptive")
 
 
 def main(argv: list[str] | None = None) -> None:
