@@ -1,15 +1,18 @@
-"""``python -m benchmarks.adaptive [--quick] [--set NAME=VALUE ...] [--out DIR] [--rerender]``.
+"""``python -m benchmarks.adaptive [--quick] [--set NAME=VALUE ...] [--only PARTS] [--cases KEYS]
+[--out DIR] [--rerender]``.
 
 Measures ``concurrency="auto"`` against a sweep of fixed concurrencies for each server profile,
 then a capacity change and two chunks sharing a server; writes adaptive.json, adaptive.md and
 adaptive.png to the output directory (benchmarks/results by default). ``--set`` changes a
-constant of the adaptive limit for this run only (to try other parameters); its results go to
-.bench/adaptive-set unless ``--out`` says otherwise, never over the published ones.
+constant of the adaptive limit for this run only (to try other parameters); with it, or with
+``--only`` / ``--cases`` (a part of the run), the results go to .bench/adaptive-trial unless
+``--out`` says otherwise, never over the published ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -24,7 +27,7 @@ from ._config import FULL, QUICK
 from ._load import LoadMonitor
 
 RESULTS = "adaptive.json"
-SET_RESULTS = REPO_ROOT / ".bench" / "adaptive-set"
+TRIAL_RESULTS = REPO_ROOT / ".bench" / "adaptive-trial"
 
 _STARTED = time.perf_counter()
 
@@ -46,13 +49,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="a constant of airflow_iterate._core._adaptive (or INITIAL_AUTO_LIMIT) for this run",
     )
     parser.add_argument("--only", default=None, help="comma-separated parts: sweep,change,shared")
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help="comma-separated profiles of the sweep, e.g. queue-8-20ms,refuse-64-20ms",
+    )
     add_out_argument(parser)
     parser.add_argument(
         "--rerender", action="store_true", help="measure nothing: remake the report from adaptive.json"
     )
     args = parser.parse_args(argv)
-    if args.out is None and args.constants:
-        args.out = SET_RESULTS
+    if args.out is None and (args.constants or args.only or args.cases):
+        args.out = TRIAL_RESULTS
     args.out = output_directory(args)
     return args
 
@@ -65,6 +73,14 @@ def main(argv: list[str] | None = None) -> None:
         print(render(args.out))
         return
     sizes = QUICK if args.quick else FULL
+    if args.cases:
+        wanted = set(args.cases.split(","))
+        known = {case.key for case in sizes.cases}
+        if wanted - known:
+            raise SystemExit(
+                f"unknown profiles: {', '.join(sorted(wanted - known))} (known: {', '.join(sorted(known))})"
+            )
+        sizes = dataclasses.replace(sizes, cases=tuple(c for c in sizes.cases if c.key in wanted))
     parts = set(args.only.split(",")) if args.only else {"sweep", "change", "shared"}
     machine = describe()  # before the benchmark's own load shows in the load average
     home = AirflowHome(max_map_length=1024)

@@ -13,8 +13,8 @@ from ._config import BIN, DEFAULT_FIXED, TARGET_OVERLOAD_SHARE
 
 Run = dict[str, Any]
 
-#: the band around the level a limit settles at: +-20 %, and at least +-2
-SETTLE_BAND = 0.2
+#: the band around the capacity a limit settles in: +-25 %, and at least +-2
+SETTLE_BAND = 0.25
 SETTLE_BAND_MIN = 2
 
 
@@ -83,9 +83,8 @@ def case_summary(result: dict[str, Any]) -> dict[str, Any]:
     best_lossless = max(lossless, key=steady_throughput) if lossless else None
     default = next((r for r in fixed if r["concurrency"] == DEFAULT_FIXED), None)
     capacity = result["case"]["capacity"]
-    # The server's capacity was reached if a fixed concurrency beyond it was refused.
-    beyond = [r for r in fixed if r["concurrency"] > capacity]
-    server_bound = any(refused_share(r) > TARGET_OVERLOAD_SHARE for r in beyond)
+    # The server was the bound if throughput grew up to its capacity; else the client was.
+    server_bound = best["concurrency"] >= capacity
     seconds = auto["seconds"]
     ramp_end = slow_start_end(auto)
     refused, total = refused_after(auto, ramp_end) if ramp_end is not None else (0, 0)
@@ -139,24 +138,18 @@ def _window_counts(run: Run, start: float, stop: float) -> tuple[int, int]:
 def change_summary(result: dict[str, Any]) -> dict[str, Any]:
     """Per phase (before, halved, restored): where the limit settled and how fast.
 
-    The target of a phase is where the limit held before the change, scaled by the capacity: the
-    level it chose for the full server (the median of the first phase's last 40 %), halved while
-    the server has half its capacity. Settled: within +-20 % (at least +-2) of the target from
-    then on."""
+    Settled: within +-25 % (at least +-2) of the server's new capacity from then on; the limit
+    counts requests in flight at the client, which with a round trip are a little more than the
+    server holds, and a limit probing for the capacity moves below it and back."""
     run = result["run"]
     seconds = result["seconds"]
     changes = result["changes"] or result["planned"]
     bounds = [0.0, *(at for at, _ in changes), seconds]
-    full = result["case"]["capacity"]
-    capacities = [full, *(capacity for _, capacity in changes)]
-    before = _level(run["samples"], bounds[0], bounds[1])
+    capacities = [result["case"]["capacity"], *(capacity for _, capacity in changes)]
     phases = []
     for index, capacity in enumerate(capacities):
         start, stop = bounds[index], bounds[index + 1]
-        target = None if before is None else before * capacity / full
-        settled = None
-        if index > 0 and target is not None:
-            settled = _settled(run["samples"], start, stop, target)
+        settled = _settled(run["samples"], start, stop, capacity) if index > 0 else None
         ok, refused = _window_counts(run, start, stop)
         _, early_refused = _window_counts(run, start, min(stop, start + 5.0))
         late_ok, late_refused = _window_counts(run, start + 5.0, stop)
@@ -166,7 +159,6 @@ def change_summary(result: dict[str, Any]) -> dict[str, Any]:
                 "stop": stop,
                 "capacity": capacity,
                 "level": _level(run["samples"], start, stop),
-                "target": target,
                 "settled_after": settled,
                 "throughput": ok / (stop - start),
                 "refused": refused,

@@ -62,7 +62,8 @@ class Servers:
 
     def __init__(self) -> None:
         # Requests are not recorded one by one: the responses are counted by the client.
-        self.server = HTTPTestServer(records=RECORDS, record_requests=False, keep_alive_timeout=30.0)
+        # Idle connections stay open longer than any run, as the client's pools keep them.
+        self.server = HTTPTestServer(records=RECORDS, record_requests=False, keep_alive_timeout=300.0)
         self._proxies: dict[float, ProxyProcess] = {}
 
     def start(self, rtts: set[float]) -> None:
