@@ -126,7 +126,7 @@ FULL = Sizes(
     cases=(
         *_profiles(8, 5.0, 20.0, (0.0, RTT_MS)),
         *_profiles(64, 8.0, 20.0, (0.0, RTT_MS)),
-        Case(512, RTT_MS, True, 8.0, 30.0),
+        Case(512, RTT_MS, True, 10.0, 30.0),
     ),
     change=Case(64, RTT_MS, True),
     change_seconds=36.0,
