@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     saved["load"] = load
     saved["quick"] = args.quick
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / RESULTS).write_text(json.dumps(saved, indent=1))
+    (args.out / RESULTS).write_text(json.dumps(saved, separators=(",", ":")))
     from ._report import render
 
     print(render(args.out))

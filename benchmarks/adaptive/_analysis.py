@@ -95,6 +95,7 @@ def case_summary(result: dict[str, Any]) -> dict[str, Any]:
         "auto": auto,
         "ratio": throughput(auto) / steady_throughput(best),
         "ratio_steady": steady_throughput(auto) / steady_throughput(best),
+        "ratio_lossless": throughput(auto) / steady_throughput(best_lossless) if best_lossless else None,
         "limit": limit_stats(auto, seconds / 2, seconds),
         "bound": "server" if server_bound else "client",
         "slow_start_end": ramp_end,

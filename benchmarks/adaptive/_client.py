@@ -271,7 +271,7 @@ async def measure(
             while True:
                 stats = runner.statistics()
                 limit = stats.limit if stats.limit is not None else stats.concurrency
-                samples.append([round(time.monotonic() - t0, 3), limit, stats.in_flight])
+                samples.append([round(time.monotonic() - t0, 2), limit, stats.in_flight])
                 await asyncio.sleep(SAMPLE)
 
         sampler = asyncio.ensure_future(sample())

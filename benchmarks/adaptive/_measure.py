@@ -36,6 +36,8 @@ def sweep(servers: Servers, case: Case, progress: Progress) -> dict[str, Any]:
         servers.prepare(case)
         seconds = case.auto_seconds if concurrency == "auto" else case.fixed_seconds
         record = run(servers.url(case.rtt_ms), concurrency, seconds).as_json()
+        if concurrency != "auto":
+            record["samples"] = []  # a fixed run's items in flight: its concurrency, nothing to chart
         progress(f"{case.key}: {record['label']}: {_describe(record)}")
         runs.append(record)
     return {"key": case.key, "label": case.label, "case": _case_json(case), "runs": runs}

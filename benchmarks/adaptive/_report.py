@@ -113,6 +113,7 @@ def markdown(saved: dict[str, Any]) -> str:
             "auto req/s: whole / second half",
             "auto / best",
             "auto / best, second half",
+            "auto / best with ≤ 1 % 503",
             "auto 503: all / after 2 s / after slow start",
             "auto limit, second half: median (p10–p90)",
         ]
@@ -133,12 +134,13 @@ def markdown(saved: dict[str, Any]) -> str:
                     f"{_rate(throughput(auto))} / {_rate(steady_throughput(auto))}",
                     f"{summary['ratio']:.2f}x",
                     f"{summary['ratio_steady']:.2f}x",
+                    "-" if summary["ratio_lossless"] is None else f"{summary['ratio_lossless']:.2f}x",
                     f"{_pct(refused_share(auto))} / {_pct(refused_share_after_warmup(auto))} / "
                     f"{_pct(summary['refused_share_after_slow_start'])}",
                     _limit(summary["limit"]),
                 ]
             )
-        lines += table(header, rows, "llllrrrrll")
+        lines += table(header, rows, "llllrrrrrll")
         lines += ["", "### Every run", ""]
         for case in cases:
             seconds = f"fixed {case['case']['fixed_seconds']:g} s, auto {case['case']['auto_seconds']:g} s"
@@ -406,7 +408,7 @@ def chart(saved: dict[str, Any], path: Path, title: str) -> None:
             _shared_panel(fig.add_subplot(grid[2, column]), saved["shared"]["case"], experiment)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 
