@@ -377,8 +377,9 @@ def _notes(saved: dict[str, Any]) -> list[str]:
         "256 requests in flight: one pool cost 9–11 ms of client CPU per request (31–36 req/s), "
         "pools of 4 cost 1.4–1.5 ms (115–144 req/s); with one pool the client, not the server, "
         "would be the bound of every case.",
-        "The limit is `RunStatistics.limit`, sampled every 50 ms; for fixed runs the samples hold "
-        'the items in flight. *Refused, then served*: items of an `"auto"` run that met a 503 at '
+        "The limit is `RunStatistics.limit`, sampled every 50 ms (its changes and their reasons, "
+        "from the limit's own history, are in adaptive.json). *Refused, then served*: items of an "
+        '`"auto"` run that met a 503 at '
         "least once, and the time from their first attempt to their answer. An item put back "
         "asks the gate for a permit again after its pause and loses it to every worker that "
         "releases one and takes it back at once (the waiter it woke finds none and queues again at "
