@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 #: per-item overhead, the metadata-DB load, the proposal's SFTP table, the same job chunked over
-#: Celery workers, the Items tab's endpoints on a task of 1,000,000 items, then the HTTP table with
-#: the metadata DB's load
+#: Celery workers, the Items tab's endpoints on a task of 1,000,000 items, the HTTP table with the
+#: metadata DB's load, then concurrency="auto" against an HTTP server with a capacity
 BENCHMARKS = (
     "benchmarks.overhead",
     "benchmarks.dbload",
@@ -20,6 +20,7 @@ BENCHMARKS = (
     "benchmarks.scaleout",
     "benchmarks.itemstab",
     "benchmarks.http",
+    "benchmarks.adaptive",
 )
 
 
