@@ -47,7 +47,7 @@ def test_records_are_reproducible_json_of_2_to_10_kb(http_server: HTTPTestServer
         sizes.append(len(body))
     assert all(2000 <= size <= 10_240 for size in sizes), sizes
     every = [len(record_bytes(i)) for i in range(1, 20_001)]
-    assert 2000 <= min(every) and max(every) <= 10_240 and max(every) - min(every) > 7000
+    assert min(every) >= 2000 and max(every) <= 10_240 and max(every) - min(every) > 7000
     assert get(f"{http_server.url}/records/{RECORDS + 1}")[0] == 404
 
 
