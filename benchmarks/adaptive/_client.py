@@ -46,9 +46,10 @@ _TUNABLE = {
             "BASELINE_RESET_ROUNDS",
             "BACKOFF",
             "SERVED_SHARE",
-            "NEAR_LAST_OVERLOAD",
+            "REGROW_SHARE",
             "PAST_LAST_OVERLOAD",
             "PROBE_INTERVAL",
+            "PROBE_STEP_CAP",
         )
     },
     "INITIAL_AUTO_LIMIT": _runner,

@@ -64,10 +64,11 @@ MAX_OVERLOAD_RETRIES = 20
 INITIAL_AUTO_LIMIT = 8
 
 
-def _overload_delay(overloads: int) -> float:
-    """A short pause before an item put back for overload tries again: the limit has already
-    shrunk, and a server's own Retry-After pauses every start; jitter spreads the retries."""
-    ceiling = min(2.0, 0.02 * 2.0 ** min(overloads, 10))
+def _overload_delay(overloads: int, round_trip: float | None) -> float:
+    """A pause before an item put back for overload tries again: at least a round trip, the time
+    the limit needs to have shrunk (sooner, it meets the same overload); a server's own
+    Retry-After pauses every start; jitter spreads the retries."""
+    ceiling = min(2.0, max(0.02 * 2.0 ** min(overloads, 10), 2 * (round_trip or 0.0)))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -378,9 +379,13 @@ class ItemRunner(RunBookkeeping[T, R]):
                     overloads += 1
                     gate.release()  # back off without holding a permit
                     try:
-                        await asyncio.sleep(_overload_delay(overloads))
+                        await asyncio.sleep(
+                            _overload_delay(
+                                overloads, self._adaptive.round_trip() if self._adaptive else None
+                            )
+                        )
                     finally:
-                        await gate.acquire()
+                        await gate.acquire(first=True)
                     continue
                 delay = self._retry_delay(position, item, exc, attempt)
                 if delay is None:
@@ -392,6 +397,10 @@ class ItemRunner(RunBookkeeping[T, R]):
             self._retried += 1
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _put_back_pause(self, overloads: int) -> float:
+        assert self._adaptive is not None
+        return _overload_delay(overloads, self._adaptive.round_trip())
 
     def _put_back(self, exc: Exception, overloads: int, latency: float) -> bool:
         """Tell the adaptive limit how the attempt ended; True if the item goes back for overload."""
@@ -529,9 +538,13 @@ class ItemRunner(RunBookkeeping[T, R]):
                         overloads += 1
                         gate.release()  # back off without holding a permit
                         try:
-                            time.sleep(_overload_delay(overloads))
+                            time.sleep(
+                                _overload_delay(
+                                    overloads, self._adaptive.round_trip() if self._adaptive else None
+                                )
+                            )
                         finally:
-                            gate.acquire(self._cancelled_event)
+                            gate.acquire(self._cancelled_event, first=True)
                         continue
                 delay = self._retry_delay(position, item, exc, attempt)
                 if delay is None:
