@@ -4,13 +4,13 @@ The limit is updated once per *round*: once as many attempts as the limit allows
 two round trips have passed, whichever comes first), from what that round saw:
 
 - **Overload** (the server said "too much": an HTTP 429 or 503, a refused SSH handshake, what
-  ``overload_on`` names), at the first refusal, not at the end of the round: the limit becomes ``BACKOFF`` (85 %) of itself, or ``SERVED_SHARE``
-  (95 %) of what the server served in the last round trip if that is less (the attempts that
-  succeeded within one latency of now: by Little's law, how many it serves at once), never
-  below half of itself. At most one cut per round trip: refusals come back at once, before the
-  successes of the same round trip, and every attempt in flight when the limit was too high
-  meets the same overload; cutting again for each of them would cascade far below the capacity.
-  A ``Retry-After`` also pauses new starts for that long.
+  ``overload_on`` names), at the first refusal, not at the end of the round: the limit becomes
+  ``BACKOFF`` (85 %) of itself, or ``SERVED_SHARE`` (95 %) of what the server served in the last
+  round trip if that is less (the attempts that succeeded within one latency of now: by Little's
+  law, how many it serves at once), never below half of itself. At most one cut per round trip:
+  refusals come back at once, before the successes of the same round trip, and every attempt in
+  flight when the limit was too high meets the same overload; cutting again for each of them
+  would cascade far below the capacity. A ``Retry-After`` also pauses new starts for that long.
 - **Latency** (smoothed over rounds) grew past ``TOLERANCE`` x the baseline (the lowest round
   latency seen, the idea of TCP Vegas and Netflix's Gradient limiters): the server queues, so the
   limit shrinks in proportion, ``limit x tolerance x baseline / latency``. Latency that stays
