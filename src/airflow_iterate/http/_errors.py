@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._core import IterateError
+from .._core._overload import OVERLOAD_STATUSES as OVERLOAD_HTTP_STATUSES
 from .._core._permanence import TRANSIENT_HTTP_STATUSES
 
 __all__ = [
@@ -118,7 +119,8 @@ class HTTPStatusError(HTTPRequestError):
     masked), ``retry_after`` the seconds its ``Retry-After`` asked for (``None``: none).
 
     Permanent (not retried by ``.iterate()``) for a 4xx other than 408, 423, 425 and 429: asking
-    again gets the same answer. Other statuses (5xx, 429, ...) are retried.
+    again gets the same answer. Other statuses (5xx, 429, ...) are retried. A 429 or 503 is an
+    overload signal for ``concurrency="auto"`` (``iterate_overload``), its ``Retry-After`` a pause.
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class HTTPStatusError(HTTPRequestError):
         self.reason = reason
         self.body_start = body_start
         self.retry_after = retry_after
+        self.iterate_overload = status in OVERLOAD_HTTP_STATUSES
         if "iterate_permanent" not in self.__dict__:
             self.iterate_permanent = 400 <= status < 500 and status not in TRANSIENT_HTTP_STATUSES
 
