@@ -14,6 +14,7 @@ from typing import Any
 from airflow_iterate._airflow._item_context import ItemXComs
 from airflow_iterate._airflow._python import ItemInvoker
 from airflow_iterate._core import ItemRunner, RunOptions, cross_product
+from airflow_iterate._core._ledger import Ledger
 
 from ._config import ASYNC_CONCURRENCY, SYNC_THREADS, Sizes
 from ._timing import Timing, time_interleaved
@@ -132,6 +133,38 @@ def core(function: Callable[[Any], Any], items: Iterable[Any], *, is_async: bool
     return runner.run(items)
 
 
+# -- the core with what a task run may have on: labels and the item ledger, a timeout per attempt --
+
+
+class _NoStore:
+    """Where a benchmark's item ledger goes: nowhere (it is written per interval, not per item)."""
+
+    def put(self, name: str, value: Any) -> None:
+        pass
+
+
+def core_with_ledger(function: Callable[[Any], Any], items: Iterable[Any], *, is_async: bool) -> list[Any]:
+    """:func:`core` keeping the items in flight for an item ledger, with labels, as every task run does."""
+    runner: ItemRunner[Any, Any] = ItemRunner(
+        lambda _index, item: function(item),
+        RunOptions(concurrency=ASYNC_CONCURRENCY if is_async else SYNC_THREADS),
+        is_async=is_async,
+        describe=lambda item: f"item {item}",
+        ledger=Ledger(_NoStore()),
+    )
+    return runner.run(items)
+
+
+def core_with_timeout(function: Callable[[Any], Any], items: Iterable[Any], *, is_async: bool) -> list[Any]:
+    """:func:`core` with ``item_timeout`` (never reached)."""
+    runner: ItemRunner[Any, Any] = ItemRunner(
+        lambda _index, item: function(item),
+        RunOptions(concurrency=ASYNC_CONCURRENCY if is_async else SYNC_THREADS, item_timeout=3600.0),
+        is_async=is_async,
+    )
+    return runner.run(items)
+
+
 # -- the Airflow layer: the per-item path of IterateOperator.execute() ---------------------------
 # Without what needs a live task instance (checkpoints in the task state store, progress reports);
 # the dag.test() measurements include those.
@@ -161,6 +194,10 @@ def measure(sizes: Sizes) -> dict[str, Timing]:
         "core_async": (n_async, lambda: len(core(noop, async_items, is_async=True))),
         "core_async_yield": (n_async, lambda: len(core(noop_yield, async_items, is_async=True))),
         "core_sync": (n_sync, lambda: len(core(noop_sync, sync_items, is_async=False))),
+        "core_async_ledger": (n_async, lambda: len(core_with_ledger(noop, async_items, is_async=True))),
+        "core_sync_ledger": (n_sync, lambda: len(core_with_ledger(noop_sync, sync_items, is_async=False))),
+        "core_async_timeout": (n_async, lambda: len(core_with_timeout(noop, async_items, is_async=True))),
+        "core_sync_timeout": (n_sync, lambda: len(core_with_timeout(noop_sync, sync_items, is_async=False))),
         "layer_async": (n_async, lambda: len(airflow_layer(noop, async_items, context))),
         "layer_async_context": (n_async, lambda: len(airflow_layer(noop_with_context, async_items, context))),
         "layer_sync": (n_sync, lambda: len(airflow_layer(noop_sync, sync_items, context))),

@@ -38,6 +38,10 @@ _MICRO_ROWS = (
     ("core_async", "Core", f"ItemRunner async ({_A}), no-op"),
     ("core_async_yield", "Core", f"ItemRunner async ({_A}), item awaits sleep(0)"),
     ("core_sync", "Core", f"ItemRunner threads ({_S}), no-op"),
+    ("core_async_ledger", "Core", f"ItemRunner async ({_A}), no-op, labels + item ledger"),
+    ("core_sync_ledger", "Core", f"ItemRunner threads ({_S}), no-op, labels + item ledger"),
+    ("core_async_timeout", "Core", f"ItemRunner async ({_A}), no-op, item_timeout"),
+    ("core_sync_timeout", "Core", f"ItemRunner threads ({_S}), no-op, item_timeout"),
     ("layer_async", "Airflow layer", "ItemInvoker + ItemRunner, async def noop(x)"),
     ("layer_async_context", "Airflow layer", "ItemInvoker + ItemRunner, async def noop(x, **context)"),
     ("layer_sync", "Airflow layer", "ItemInvoker + ItemRunner, def noop(x)"),
@@ -112,6 +116,10 @@ def ratios(rows: list[Row]) -> list[Ratio]:
     vs_floor("layer_sync", "floor_sync", "Airflow layer sync")
     vs_floor("iterate_async", "floor_async", "dag.test() .iterate() async")
     vs_floor("iterate_sync", "floor_sync", "dag.test() .iterate() sync")
+    for engine, label in (("async", "async"), ("sync", "threads")):
+        for feature, named in (("ledger", "labels + item ledger"), ("timeout", "item_timeout")):
+            value = best[f"core_{engine}_{feature}"] / best[f"core_{engine}"]
+            found.append(Ratio(f"Core {label}: with {named} / no-op", value, "-", None))
     layer_context = best["layer_async_context"] / best["layer_async"]
     found.append(Ratio("Airflow layer async: noop(x, **context) / noop(x)", layer_context, "-", None))
     for key, label in (

@@ -19,7 +19,7 @@ from benchmarks.overhead._machine import describe
 from ._config import DEFAULT_RTT_MS, FULL, QUICK
 from ._data import DIRECTORIES, SEED, generate
 from ._results import Measurement
-from ._rows import RowRunner, row_specs
+from ._rows import PROFILE_FORMATS, RowRunner, row_specs
 from ._servers import Servers, sshd_version
 
 _STARTED = time.perf_counter()
@@ -56,12 +56,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="with --only: py-spy flame graph per row (implies --keep-home)"
     )
     parser.add_argument(
+        "--profile-format",
+        choices=PROFILE_FORMATS,
+        default="flamegraph",
+        help="with --profile: py-spy's output, e.g. raw (collapsed stacks, one a line, to grep or sum)",
+    )
+    parser.add_argument(
         "--rerender", action="store_true", help="measure nothing: remake sftp.md and sftp.png from sftp.json"
     )
     args = parser.parse_args(argv)
     args.out = output_directory(args)
     if args.profile and not args.only:
         parser.error("--profile distorts the timings: use it with --only, which writes no report")
+    if args.profile_format != "flamegraph" and not args.profile:
+        parser.error("--profile-format goes with --profile")
     args.keep_home = args.keep_home or args.profile
     return args
 
@@ -89,7 +97,14 @@ def main(argv: list[str] | None = None) -> None:
         data = generate(servers.data_dir / "xml", sizes.files)
         seconds = time.perf_counter() - generating
         _progress(f"{sizes.files:,} files, {data.total_bytes / 1e6:,.0f} MB in {seconds:.1f} s")
-        runner = RowRunner(servers, data, home.log_dir, sizes.attempts, _progress, profile=args.profile)
+        runner = RowRunner(
+            servers,
+            data,
+            home.log_dir,
+            sizes.attempts,
+            _progress,
+            profile=args.profile_format if args.profile else None,
+        )
         links = [(link.name, link.rtt_ms) for link in servers.links()]
         for link in servers.links():
             for spec in row_specs(sizes):

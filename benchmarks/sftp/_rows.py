@@ -25,6 +25,8 @@ from ._servers import Link, Servers
 
 #: a row disturbed by other load is measured again when its process took less than this
 RETRY_IF_SHORTER = 60.0
+#: py-spy's output formats, and the extension each is written with
+PROFILE_FORMATS = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 #: per-row limit: the slowest approach reads about 7 files/s
 TIMEOUT_BASE = 300.0
 TIMEOUT_PER_FILE = 1.0
@@ -124,11 +126,12 @@ class RowRunner:
         attempts: int,
         progress: Callable[[str], None],
         *,
-        profile: bool = False,
+        profile: str | None = None,
     ) -> None:
         self.servers = servers
         self.attempts = attempts
-        #: run each row under py-spy, writing a flame graph next to its log (timings suffer)
+        #: run each row under py-spy, writing its output in this format (one of PROFILE_FORMATS)
+        #: next to its log; timings suffer
         self.profile = profile
         self.data = data
         self.log_dir = log_dir
@@ -166,17 +169,19 @@ class RowRunner:
         ]
         if spec.module == "_dagtest":
             command.append(f"--dags-folder={os.environ['AIRFLOW__CORE__DAGS_FOLDER']}")
-        if self.profile:
-            flame = self.log_dir / f"{name}.svg"
+        if self.profile is not None:
+            profile = self.log_dir / f"{name}.{PROFILE_FORMATS[self.profile]}"
             command = [
                 str(Path(sys.executable).with_name("py-spy")),
                 "record",
+                "--format",
+                self.profile,
                 "-o",
-                str(flame),
+                str(profile),
                 "--",
                 *command,
             ]
-            self.progress(f"  profiling into {flame}")
+            self.progress(f"  profiling into {profile}")
         sshd_before = cpu_snapshot([self.servers.listener_pid()])
         busy_before, own_before = machine_busy(), self_cpu()
         usage = run_accounted(

@@ -6,22 +6,27 @@
 * ``proxy`` / ``make_proxy``: a :class:`DelayProxy` in front of a server.
 * ``make_connection``: an Airflow ``sftp`` connection to a server or proxy, exposed as an
   ``AIRFLOW_CONN_<ID>`` environment variable (JSON) for the test, as a deployment would define it.
+* ``capped_server``: another server, asyncssh's own, answering at most :data:`CAPPED_READ` bytes
+  per read (as the SFTP protocol allows and OpenSSH never does), with a connection to it.
 
 The tests need ``/usr/sbin/sshd`` (Debian: openssh-server); without it they fail, not skip.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import os
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from devtools.delay_proxy import DelayProxy
 from devtools.sshd import (
@@ -196,3 +201,72 @@ def workdir(sshd: SSHServer, request: pytest.FixtureRequest) -> Iterator[Path]:
     path.mkdir(parents=True)
     os.chmod(path.parent, 0o755)
     yield path
+
+
+# -- another server: asyncssh's own, answering short reads ------------------------------------
+
+#: the most the capped server answers to a read request
+CAPPED_READ = 1000
+
+
+class _CappedReads(asyncssh.SFTPServer):
+    """Answers at most CAPPED_READ bytes per read request, as the SFTP protocol allows."""
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        return super().read(file_obj, offset, min(size, CAPPED_READ))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def capped_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """An asyncssh SFTP server on 127.0.0.1 (in a thread of its own), answering at most
+    :data:`CAPPED_READ` bytes per read, and a connection to it; and the directory for its files."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def start() -> None:
+        holder["server"] = await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(client_key.export_public_key().decode()),
+            sftp_factory=_CappedReads,
+            allow_scp=False,
+        )
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="capped-sftp-server", daemon=True)
+    thread.start()
+    assert ready.wait(30), "the asyncssh server did not start"
+    port = holder["server"].sockets[0].getsockname()[1]
+    conn_id = "sftp_capped_reads"
+    value = {
+        "conn_type": "sftp",
+        "host": "127.0.0.1",
+        "port": port,
+        "login": current_user(),
+        "extra": {
+            "private_key": client_key.export_private_key().decode(),
+            "host_key": host_key.export_public_key().decode().strip(),
+        },
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+    try:
+        yield conn_id, tmp_path
+    finally:
+
+        async def stop() -> None:
+            holder["server"].close()
+            await holder["server"].wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()

@@ -9,15 +9,12 @@ the SFTP protocol allows and OpenSSH never shows.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncssh
 import pytest
-from devtools.sshd import SSHServer, current_user
+from devtools.sshd import SSHServer
 
 from airflow_iterate.sftp import SFTPPool, download_bytes, download_many
 from airflow_iterate.sftp._connect import reads_whole_files
@@ -25,7 +22,6 @@ from airflow_iterate.sftp._remote import FIRST_READ, STREAM_THRESHOLD
 
 from ._util import run
 
-CAPPED_READ = 1000
 SIZES = (0, 1, 999, 1000, 1001, 40_000, FIRST_READ - 1, FIRST_READ, FIRST_READ + 1, 3 * FIRST_READ + 7)
 
 
@@ -70,71 +66,6 @@ def test_openssh_short_reads_are_whole_files(
     assert {path: len(data) for path, data in got.items()} == {path: len(c) for path, c in paths.items()}
     assert got == paths
     assert {path: Path(many[path].local).read_bytes() for path in paths} == paths
-
-
-class _CappedReads(asyncssh.SFTPServer):
-    """Answers at most CAPPED_READ bytes per read request, as the SFTP protocol allows."""
-
-    def read(self, file_obj: object, offset: int, size: int) -> bytes:
-        return super().read(file_obj, offset, min(size, CAPPED_READ))  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def capped_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """An asyncssh SFTP server on 127.0.0.1 (in a thread of its own) and a connection to it."""
-    import asyncio
-    import threading
-
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def start() -> None:
-        holder["server"] = await asyncssh.listen(
-            "127.0.0.1",
-            0,
-            server_host_keys=[host_key],
-            authorized_client_keys=asyncssh.import_authorized_keys(client_key.export_public_key().decode()),
-            sftp_factory=_CappedReads,
-            allow_scp=False,
-        )
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, name="capped-sftp-server", daemon=True)
-    thread.start()
-    assert ready.wait(30), "the asyncssh server did not start"
-    port = holder["server"].sockets[0].getsockname()[1]
-    conn_id = "sftp_capped_reads"
-    value = {
-        "conn_type": "sftp",
-        "host": "127.0.0.1",
-        "port": port,
-        "login": current_user(),
-        "extra": {
-            "private_key": client_key.export_private_key().decode(),
-            "host_key": host_key.export_public_key().decode().strip(),
-        },
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
-    try:
-        yield conn_id, tmp_path
-    finally:
-
-        async def stop() -> None:
-            holder["server"].close()
-            await holder["server"].wait_closed()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
 
 
 def test_servers_answering_short_reads_still_give_whole_files(

@@ -33,7 +33,8 @@ Layout::
     _download.py     downloads into memory, local files or object storage; one file or many
     _upload.py       uploads of local files or bytes, atomic by default; one file or many
     _many.py         TransferResult and the *_many calls' engine (the core's ItemRunner)
-    _remote.py       work on a borrowed client: errors named, small files in two round trips
+    _remote.py       work on a borrowed session: errors named, small files in two round trips
+    _requests.py     the request layer: requests batched per pass of the event loop, no object per file
     _errors.py       the exceptions (all are airflow_iterate.IterateError)
     _error_map.py    which exception a failure becomes, with a message saying what to fix
 """

@@ -1,5 +1,8 @@
 """Connecting with asyncssh: an SSH connection, its SFTP sessions, and what each server's reads mean.
 
+Every session is opened ready for the transfer helpers: its writes batched and its requests made
+through :class:`~._requests.Requests`.
+
 Failures raise :class:`SFTPConnectError` saying what to fix (``_error_map`` words them).
 :class:`Connector` is a pool's way to connect: it reads the Airflow connection once for all
 attempts and tries transient failures again.
@@ -18,6 +21,7 @@ import asyncssh
 
 from ._error_map import connect_error
 from ._errors import SFTPConnectError
+from ._requests import SFTP_VERSION, Requests
 from ._settings import ConnectionSettings, default_ciphers, load_settings
 
 __all__ = [
@@ -73,7 +77,12 @@ class _Client(asyncssh.SSHClient):
 @dataclass
 class OpenedConnection:
     ssh: asyncssh.SSHClientConnection
-    sftp: asyncssh.SFTPClient
+    #: its first SFTP session
+    session: Requests
+
+    @property
+    def sftp(self) -> asyncssh.SFTPClient:
+        return self.session.sftp
 
 
 async def open_connection(
@@ -100,22 +109,22 @@ async def open_connection(
     except Exception as exc:
         raise connect_error(settings, exc, client.presented_host_key) from exc
     try:
-        sftp = await open_session(settings, ssh)
+        session = await open_session(settings, ssh)
     except BaseException:
         ssh.abort()
         raise
     client.on_lost = on_lost
     if ssh.is_closed() and on_lost is not None:  # lost between the handshake and now
         on_lost(None)
-    return OpenedConnection(ssh, sftp)
+    return OpenedConnection(ssh, session)
 
 
-async def open_session(
-    settings: ConnectionSettings, ssh: asyncssh.SSHClientConnection
-) -> asyncssh.SFTPClient:
+async def open_session(settings: ConnectionSettings, ssh: asyncssh.SSHClientConnection) -> Requests:
     """Open one more SFTP session (an SSH channel running the sftp subsystem) on ``ssh``."""
     try:
-        sftp = await asyncio.wait_for(ssh.start_sftp_client(), settings.connect_timeout)
+        sftp = await asyncio.wait_for(
+            ssh.start_sftp_client(sftp_version=SFTP_VERSION), settings.connect_timeout
+        )
     except asyncssh.ChannelOpenError as exc:
         # Propagated as is: the pool tells "this connection has enough sessions" (OpenSSH's
         # MaxSessions) apart from a broken connection.
@@ -128,9 +137,14 @@ async def open_session(
         ) from exc
     except Exception as exc:
         raise connect_error(settings, exc, None, opening_session=True) from exc
-    if _reads_whole_files(ssh, sftp):
+    whole_reads = _reads_whole_files(ssh, sftp)
+    if whole_reads:
         _WHOLE_READ_SESSIONS.add(sftp)
-    return sftp
+    try:
+        return Requests(sftp, whole_reads=whole_reads)
+    except BaseException:
+        sftp.exit()
+        raise
 
 
 # Sessions whose server answers a read of a regular file with everything up to the length asked for.

@@ -31,7 +31,8 @@ __all__ = ["download_bytes", "download_file", "download_many", "download_to_stor
 
 async def download_bytes(pool: SFTPPool, remote_path: str) -> bytes:
     """The content of one remote file."""
-    return await on_server(pool, "download", remote_path, lambda sftp: read_file(sftp, remote_path))
+    data: bytes = await on_server(pool, "download", remote_path, read_file, remote_path)
+    return data
 
 
 async def download_file(
@@ -59,7 +60,9 @@ async def download_file(
                 pool,
                 "download",
                 remote_path,
-                lambda sftp: read_file(sftp, remote_path, lambda offset, data: os.pwrite(fd, data, offset)),
+                read_file,
+                remote_path,
+                lambda offset, data: os.pwrite(fd, data, offset),
             )
         finally:
             os.close(fd)

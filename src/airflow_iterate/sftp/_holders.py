@@ -9,7 +9,8 @@ them, queues the borrowers and decides when to grow.
   a refused channel lowers the connection's limit, as OpenSSH's ``MaxSessions`` would require).
   CONNECTING, then READY; DRAINING once past ``max_lifetime`` (no new borrowers, closed when the
   last leaves); CLOSED when dropped as broken, idle too long, drained or the pool closes.
-* :class:`SessionHolder` holds one ``asyncssh.SFTPClient`` and counts its borrowers, at most
+* :class:`SessionHolder` holds one SFTP session (an ``asyncssh.SFTPClient`` and the
+  :class:`~._requests.Requests` the transfer helpers make on it) and counts its borrowers, at most
   ``borrowers_per_session`` at a time. READY, CHECKING while it answers a health check (lent to
   nobody meanwhile), CLOSED with its connection.
 
@@ -37,6 +38,7 @@ import asyncssh
 from ._connect import Connector, _SessionRefused, open_session
 from ._error_map import is_transport_error
 from ._errors import SFTPPoolError
+from ._requests import Requests
 from ._settings import ConnectionSettings
 from ._statistics import Counters
 
@@ -85,11 +87,22 @@ class Owner(Protocol):
 class SessionHolder:
     """One SFTP session: lent to up to ``borrowers_per_session`` borrowers at once."""
 
-    __slots__ = ("_check", "_just_verified", "borrowers", "conn", "served", "sftp", "state", "verified_at")
+    __slots__ = (
+        "_check",
+        "_just_verified",
+        "borrowers",
+        "conn",
+        "requests",
+        "served",
+        "sftp",
+        "state",
+        "verified_at",
+    )
 
-    def __init__(self, conn: ConnectionHolder, sftp: asyncssh.SFTPClient, now: float) -> None:
+    def __init__(self, conn: ConnectionHolder, requests: Requests, now: float) -> None:
         self.conn = conn
-        self.sftp = sftp
+        self.requests = requests
+        self.sftp: asyncssh.SFTPClient = requests.sftp
         self.state = SessionState.READY
         self.borrowers = 0
         self.served = 0
@@ -221,7 +234,7 @@ class ConnectionHolder:
         now = asyncio.get_running_loop().time()
         self.ssh = opened.ssh
         self.created = self.idle_since = now
-        self.sessions.append(SessionHolder(self, opened.sftp, now))
+        self.sessions.append(SessionHolder(self, opened.session, now))
         self.state = ConnectionState.READY
 
     def room_for_session(self) -> bool:
@@ -236,7 +249,7 @@ class ConnectionHolder:
         """Open the session counted by :meth:`expect_session`."""
         assert self.ssh is not None
         try:
-            sftp = await open_session(settings, self.ssh)
+            session = await open_session(settings, self.ssh)
         except _SessionRefused as exc:
             # The server's MaxSessions: this connection has all the sessions it can get.
             self.max_sessions = max(1, len(self.sessions))
@@ -248,9 +261,9 @@ class ConnectionHolder:
         finally:
             self.opening_sessions -= 1
         if self.state is ConnectionState.CLOSED:
-            sftp.exit()
+            session.sftp.exit()
         else:
-            self.sessions.append(SessionHolder(self, sftp, asyncio.get_running_loop().time()))
+            self.sessions.append(SessionHolder(self, session, asyncio.get_running_loop().time()))
 
     # -- lending --------------------------------------------------------------------------------
 

@@ -130,6 +130,19 @@ class Lender:
             )
         return loop
 
+    def _try_acquire(self) -> SessionHolder | None:
+        """A session with room, reserved, when one is free and nobody queues; else None (then
+        :meth:`_acquire` waits, or raises what it must). No coroutine, no future: the borrow of
+        every transfer helper starts here."""
+        loop = self._loop
+        if self._closed or self._waiters or loop is None or asyncio.get_running_loop() is not loop:
+            return None
+        session = self._pick(loop.time())
+        if session is not None:
+            self._reserve(session)
+            self._counters.acquired += 1
+        return session
+
     async def _acquire(self, timeout: float | None) -> SessionHolder:
         if self._closed:
             raise SFTPPoolClosedError(f"the SFTPPool for {self.conn_id!r} is closed")
@@ -202,7 +215,16 @@ class Lender:
         self._in_use -= 1
         assert self._loop is not None
         session.release(exc, self._loop.time(), used=used)
-        self._dispatch()
+        if (
+            self._waiters
+            or exc is not None
+            or session.conn.borrowers == 0
+            or session.state is not SessionState.READY
+            or not session.conn.lendable
+        ):
+            self._dispatch()
+        # else nobody waits and nothing the expiry timer goes by changed (a connection's idle time
+        # starts when its last borrower leaves): no need to look at every connection again
 
     def _timeout_error(self, timeout: float | None) -> SFTPAcquireTimeoutError:
         s = self.statistics()

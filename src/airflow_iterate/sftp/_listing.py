@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import posixpath
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 import asyncssh
 
@@ -14,6 +14,7 @@ from .._core._validate import positive_int
 from ._errors import SFTPFileNotFoundError, SFTPPoolUsageError
 from ._pool import SFTPPool
 from ._remote import on_server
+from ._requests import Requests
 
 __all__ = ["RemoteFile", "list_files"]
 
@@ -45,7 +46,7 @@ async def list_files(
 
     async def read(directory: str) -> list[str]:
         async with semaphore:
-            entries = await on_server(pool, "listing", directory, lambda sftp: sftp.readdir(directory))
+            entries = await on_server(pool, "listing", directory, _readdir, directory)
         subdirectories = []
         for entry in entries:
             if entry.filename in (".", ".."):
@@ -56,7 +57,7 @@ async def list_files(
             if kind == asyncssh.FILEXFER_TYPE_SYMLINK:
                 try:
                     async with semaphore:
-                        attrs = await on_server(pool, "stat", full, functools.partial(_stat, path=full))
+                        attrs = await on_server(pool, "stat", full, _stat, full)
                 except SFTPFileNotFoundError:
                     continue  # a dangling link names no file
                 kind = _kind(attrs)
@@ -89,5 +90,9 @@ def _kind(attrs: asyncssh.SFTPAttrs) -> int:
     return asyncssh.FILEXFER_TYPE_SPECIAL
 
 
-async def _stat(sftp: asyncssh.SFTPClient, path: str) -> asyncssh.SFTPAttrs:
-    return await sftp.stat(path)
+async def _readdir(session: Requests, path: str) -> Any:
+    return await session.sftp.readdir(path)
+
+
+async def _stat(session: Requests, path: str) -> asyncssh.SFTPAttrs:
+    return await session.sftp.stat(path)

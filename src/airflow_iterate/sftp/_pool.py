@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
@@ -80,6 +81,15 @@ class _ClientContext:
 _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SFTPPool]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _nothing() -> None:
+    return None
+
+
+# The pool shared() returned last: every item of a task asks for the same one, and finds it here
+# without a lookup that allocates (a WeakKeyDictionary makes a weak reference per lookup).
+_last_shared: Callable[[], SFTPPool | None] = _nothing
 
 
 class SFTPPool(Lender):
@@ -164,6 +174,8 @@ class SFTPPool(Lender):
         )
         super().__init__(Connector(self.conn_id, connection, no_host_key_check=no_host_key_check))
         self._shared_options: dict[str, Any] = {}
+        #: the conn_id shared() was asked for, for the pools it creates
+        self._shared_key: str | None = None
         self._keeper: asyncio.Task[None] | None = None
 
     # -- public ---------------------------------------------------------------------------------
@@ -178,11 +190,23 @@ class SFTPPool(Lender):
         closing runs then), or earlier with :meth:`aclose`. ``options`` are the constructor's and
         apply when the pool is created; asking again with different ones is an error.
         """
+        global _last_shared
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise SFTPPoolUsageError("SFTPPool.shared() must be called from async code") from None
-        pools = _SHARED.setdefault(loop, {})
+        last = _last_shared()
+        if (
+            last is not None
+            and last._loop is loop
+            and last._shared_key == conn_id
+            and not last._closed
+            and (not options or options == last._shared_options)
+        ):
+            return last
+        pools = _SHARED.get(loop)
+        if pools is None:
+            pools = _SHARED[loop] = {}
         pool = pools.get(conn_id)
         if pool is not None and not pool._closed:
             if options and options != pool._shared_options:
@@ -191,10 +215,13 @@ class SFTPPool(Lender):
                     f"({_describe(pool._shared_options)}), not ({_describe(options)}); pass the same "
                     "options everywhere"
                 )
+            _last_shared = weakref.ref(pool)
             return pool
         pool = cls(conn_id, **options)
         pool._shared_options = dict(options)
+        pool._shared_key = conn_id
         pools[conn_id] = pool
+        _last_shared = weakref.ref(pool)
         pool._keeper = loop.create_task(_close_when_loop_ends(pool), name=f"SFTPPool({conn_id!r}) keeper")
         return pool
 

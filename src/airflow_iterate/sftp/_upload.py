@@ -16,18 +16,20 @@ import posixpath
 import stat
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncssh
+from asyncssh.constants import FXF_CREAT, FXF_TRUNC, FXF_WRITE
 
 from .._core._validate import positive_int
 from ._error_map import is_transport_error
 from ._errors import SFTPPoolUsageError
 from ._many import DEFAULT_CONCURRENCY, TransferResult, run_many
 from ._pool import SFTPPool
-from ._remote import STREAM_THRESHOLD, close_quietly, in_background, on_server, open_file
+from ._remote import REQUESTS_IN_FLIGHT, STREAM_THRESHOLD, on_server, settle
+from ._requests import NO_ATTRS, SFTP_VERSION, Requests
 
 __all__ = ["LocalSource", "upload_file", "upload_many"]
 
@@ -38,6 +40,8 @@ LocalSource: TypeAlias = "str | os.PathLike[str] | bytes"
 
 #: a large local file is read and sent this much at a time (each piece with parallel writes)
 UPLOAD_CHUNK = 4 * 1024 * 1024
+#: how an upload opens its file: created, or emptied ("wb")
+_WRITE_NEW = FXF_WRITE | FXF_CREAT | FXF_TRUNC
 
 
 async def upload_file(
@@ -140,37 +144,44 @@ async def _upload(
         mode = stat.S_IMODE(status.st_mode) & 0o777
         data = local.read_bytes() if status.st_size <= STREAM_THRESHOLD else None
 
-    async def write(sftp: asyncssh.SFTPClient, path: str, permissions: int | None, exact: bool) -> int:
+    async def write(session: Requests, path: str, permissions: int | None, exact: bool) -> int:
         """Create (or truncate) ``path`` and write the content; ``exact``: set ``permissions`` on the
         file as they are (the server's umask applies to those a file is created with)."""
-        attrs = asyncssh.SFTPAttrs(permissions=permissions) if permissions is not None else None
-        f = await open_file(sftp, path, "wb", attrs=attrs, block_size=-1)
+        attrs = (
+            asyncssh.SFTPAttrs(permissions=permissions).encode(SFTP_VERSION)
+            if permissions is not None
+            else NO_ATTRS
+        )
+        handle = await session.open(session.sftp.compose_path(path), _WRITE_NEW, attrs)
         # the permissions go together with the writes: no round trip of their own
         setting = (
-            asyncio.ensure_future(_set_mode(f, permissions)) if exact and permissions is not None else None
+            session.fsetstat(handle, asyncssh.SFTPAttrs(permissions=permissions))
+            if exact and permissions is not None
+            else None
         )
         try:
             if data is not None:
-                await f.write(data, 0)
+                await _write_range(session, handle, 0, data)
                 size = len(data)
             else:
                 assert local is not None
-                size = await _write_local(f, local)
+                size = await _write_local(session, handle, local)
             if setting is not None:
-                await setting
+                _mode_set(session, *await setting)
         except BaseException:
             if setting is not None:
-                setting.cancel()
-            in_background(close_quietly(f))
+                settle((setting,))
+            session.close_later(handle)
             raise
-        await f.close()  # awaited: the rename below must come after the last write
+        await session.close(handle)  # awaited: the rename below must come after the last write
         return size
 
-    async def work(sftp: asyncssh.SFTPClient) -> int:
+    async def work(session: Requests) -> int:
+        sftp = session.sftp
         if not atomic:
             if maker is not None:
                 await maker.ensure(sftp, posixpath.dirname(remote_path))
-            return await write(sftp, remote_path, mode, exact=False)
+            return await write(session, remote_path, mode, exact=False)
         directory, name = posixpath.split(remote_path)
         temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.partial")
         leftovers = _leftovers.setdefault(pool, set())
@@ -178,15 +189,15 @@ async def _upload(
         # is created with them, never looser, and given them exactly before the rename.
         if maker is not None:
             _, kept = await asyncio.gather(
-                maker.ensure(sftp, posixpath.dirname(remote_path)), _permissions(sftp, remote_path)
+                maker.ensure(sftp, posixpath.dirname(remote_path)), _permissions(session, remote_path)
             )
         else:
-            kept = await _permissions(sftp, remote_path)
+            kept = await _permissions(session, remote_path)
         try:
             if kept is not None:
-                size = await write(sftp, temporary, kept, exact=True)
+                size = await write(session, temporary, kept, exact=True)
             else:
-                size = await write(sftp, temporary, mode, exact=False)
+                size = await write(session, temporary, mode, exact=False)
             await _replace(sftp, temporary, remote_path, leftovers)
         except BaseException:
             # Not awaited: the borrower may be leaving because it was cancelled. When the
@@ -201,20 +212,39 @@ async def _upload(
     return await on_server(pool, "upload", remote_path, work)
 
 
-async def _write_local(f: asyncssh.SFTPClientFile, local: Path) -> int:
-    """Send a large local file a chunk at a time (each chunk with asyncssh's parallel writes)."""
+async def _write_local(session: Requests, handle: bytes, local: Path) -> int:
+    """Send a large local file a chunk at a time (each chunk with parallel writes)."""
     offset = 0
     with local.open("rb") as source:
         while chunk := source.read(UPLOAD_CHUNK):
-            await f.write(chunk, offset)
+            await _write_range(session, handle, offset, chunk)
             offset += len(chunk)
     return offset
 
 
-async def _permissions(sftp: asyncssh.SFTPClient, path: str) -> int | None:
+async def _write_range(session: Requests, handle: bytes, start: int, data: bytes) -> None:
+    """Write ``data`` at ``start``, in requests the server accepts, ``REQUESTS_IN_FLIGHT`` at a time."""
+    block = session.max_write
+    view = memoryview(data)
+    following = 0
+    pending: set[asyncio.Future[Any]] = set()
+    try:
+        while following < len(data) or pending:
+            while len(pending) < REQUESTS_IN_FLIGHT and following < len(data):
+                piece = bytes(view[following : following + block])
+                pending.add(session.write(handle, start + following, piece))
+                following += block
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for answer in done:
+                session.check(*answer.result())
+    finally:
+        settle(pending)
+
+
+async def _permissions(session: Requests, path: str) -> int | None:
     """The permission bits of the file at ``path`` (a link followed), None when there is none."""
     try:
-        attrs = await sftp.stat(path)
+        attrs = await session.stat(session.sftp.compose_path(path))
     except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPNoSuchPath):
         return None
     if attrs.permissions is None:
@@ -222,9 +252,10 @@ async def _permissions(sftp: asyncssh.SFTPClient, path: str) -> int | None:
     return stat.S_IMODE(attrs.permissions) & 0o777
 
 
-async def _set_mode(f: asyncssh.SFTPClientFile, permissions: int) -> None:
+def _mode_set(session: Requests, resptype: int, packet: Any) -> None:
+    """The answer to the fsetstat that gives a file its permissions."""
     try:
-        await f.chmod(permissions)
+        session.check(resptype, packet)
     except asyncssh.SFTPOpUnsupported:  # the file keeps what it was created with: never looser
         log.debug("the server cannot change a file's permissions; kept those it was created with")
 
@@ -271,6 +302,16 @@ async def _put_back(sftp: asyncssh.SFTPClient, aside: str, target: str) -> None:
             aside,
             exc,
         )
+
+
+# Strong references to background requests nobody waits for (asyncio keeps only weak ones).
+_background: set[asyncio.Task[None]] = set()
+
+
+def in_background(request: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(request)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 # Temporary files of failed uploads that could not be removed then, per pool: its next successful
