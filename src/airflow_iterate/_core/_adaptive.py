@@ -17,11 +17,11 @@ two round trips have passed, whichever comes first), from what that round saw:
   high for ``BASELINE_RESET_ROUNDS`` rounds however low the limit goes is a slower path, not a
   queue: it becomes the baseline.
 - **Otherwise** it grows: doubling per round until the first overload or latency rise ("slow
-  start", as TCP does, to reach a large capacity in a few round trips); after a cut by
-  ``sqrt(limit)`` per round up to ``REGROW_SHARE`` (90 %) of what the server served at the cut,
-  then by one per ``PROBE_INTERVAL`` (doubling while no refusal comes, at most 10 % of the
-  limit), so that probing costs few refused requests; past the limit that met the overload,
-  capacity grew: ``sqrt(limit)`` per round again.
+  start", as TCP does, to reach a large capacity in a few round trips); after a cut to what was
+  served, by ``sqrt(limit)`` per round up to ``REGROW_SHARE`` (90 %) of it, then (and at once
+  after an ordinary 85 % cut) by one per ``PROBE_INTERVAL`` (doubling while no refusal comes, at
+  most 10 % of the limit), so that probing costs few refused requests; past the limit that met
+  the overload, capacity grew: ``sqrt(limit)`` per round again.
 
 Why this one: AIMD alone finds the point where the server refuses and oscillates around it,
 every cut a burst of refused requests; a latency gradient alone never sees a server that refuses
@@ -235,10 +235,13 @@ class AdaptiveLimit:
         # halving still meets a large drop within a few round trips.
         served = self._served_in_last_round_trip(now) or 0
         self._set(min(limit * BACKOFF, max(limit * 0.5, served * SERVED_SHARE)), "overload")
-        # Back to just under what was served at once in a few rounds, then probe slowly: AIMD's
-        # slow growth over the whole cut would leave capacity unused for many round trips when a
-        # round trip is long.
-        self._probe_from = max(self._limit, REGROW_SHARE * served)
+        # After a cut to what was served (the capacity fell, or slow start overshot), back to just
+        # under it in a few rounds, then probe slowly: growing by probes alone would leave
+        # capacity unused for many round trips when a round trip is long. After an ordinary
+        # multiplicative cut, probes only: growing back in proportion would keep every run that
+        # shares the server at its share, fair or not.
+        drop = served * SERVED_SHARE < limit * BACKOFF
+        self._probe_from = max(self._limit, REGROW_SHARE * served) if drop else self._limit
         self._probe_step = 1.0
 
     def _set(self, value: float, reason: str) -> None:
