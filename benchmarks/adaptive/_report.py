@@ -381,9 +381,8 @@ def _notes(saved: dict[str, Any]) -> list[str]:
         "from the limit's own history, are in adaptive.json). *Refused, then served*: items of an "
         '`"auto"` run that met a 503 at '
         "least once, and the time from their first attempt to their answer. An item put back "
-        "asks the gate for a permit again after its pause and loses it to every worker that "
-        "releases one and takes it back at once (the waiter it woke finds none and queues again at "
-        "the back): it runs when workers run out of items, near the end of the run.",
+        "waits about a round trip (the time the limit needs to have come down), then takes the "
+        "next free permit ahead of items not yet started.",
         "The machine is shared: other work ran during the measurement (the load figures above). "
         "Runs of a profile follow each other within a minute, so they met similar load, but not "
         "the same: ratios of a few percent either way are within the noise.",
