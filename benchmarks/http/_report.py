@@ -9,18 +9,11 @@ from typing import Any
 import matplotlib
 
 from benchmarks._markdown import facts, table
+from benchmarks._measured import DISTURBED_MIN_SECONDS, DISTURBED_SHARE, by_key
 from benchmarks.sftp._report import duration
 
 from ._postgres import KEY_TABLES, DbLoad
-from ._results import (
-    DB_ROWS,
-    DISTURBED_MIN_SECONDS,
-    DISTURBED_SHARE,
-    Measurement,
-    best_raw,
-    by_key,
-    targets,
-)
+from ._results import DB_ROWS, Measurement, best_raw, targets
 
 LINK_TITLES = {"proxy": "{rtt:g} ms RTT (through the delay proxy)", "direct": "~0 ms RTT (direct, no proxy)"}
 #: the columns of the DB table: the tables the issue names

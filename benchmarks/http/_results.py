@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._postgres import DbLoad
+from benchmarks._measured import Target, is_disturbed
 
-#: a row is flagged (and, when short, measured again) if other processes on the machine used
-#: more than this share of one core while it ran, and more than DISTURBED_MIN_SECONDS
-DISTURBED_SHARE = 0.25
-DISTURBED_MIN_SECONDS = 0.5
+from ._postgres import DbLoad
 
 #: the rows the deployment runs and the table of DB load lists, in order
 DB_ROWS = ("expand", "deferrable", "iterate_deployment", "iterate")
@@ -66,7 +63,7 @@ class Measurement:
     @property
     def disturbed(self) -> bool:
         window = self.details.get("process_wall", self.wall)
-        return self.other_cpu > max(DISTURBED_MIN_SECONDS, DISTURBED_SHARE * window)
+        return is_disturbed(self.other_cpu, window)
 
     def db_load(self) -> DbLoad | None:
         return DbLoad.from_dict(self.db) if self.db is not None else None
@@ -74,21 +71,6 @@ class Measurement:
     def db_per_1000(self) -> DbLoad | None:
         load = self.db_load()
         return load.per(self.calls) if load is not None else None
-
-
-@dataclass(frozen=True)
-class Target:
-    label: str
-    value: float
-    wanted: float
-
-    @property
-    def met(self) -> bool:
-        return self.value >= self.wanted
-
-
-def by_key(rows: list[Measurement], link: str) -> dict[str, Measurement]:
-    return {row.key: row for row in rows if row.link == link}
 
 
 def best_raw(rows: dict[str, Measurement]) -> Measurement:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks._measured import least_disturbed
 from benchmarks.sftp._accounting import cpu_between, cpu_snapshot, machine_busy, run_accounted, self_cpu
 
 from ._config import HOOK_CONCURRENCY, RAW_CONCURRENCY, Sizes
@@ -17,8 +18,6 @@ from ._postgres import DbLoad, PostgresServer
 from ._results import Measurement
 from ._servers import Link, Servers, expected_bytes
 
-#: a row disturbed by other load is measured again when its process took less than this
-RETRY_IF_SHORTER = 60.0
 #: per-row limit: the slowest row makes about 25 calls a second
 TIMEOUT_BASE = 300.0
 TIMEOUT_PER_CALL = 0.1
@@ -124,18 +123,7 @@ class RowRunner:
         self.env = {**os.environ, **servers.environment()}
 
     def measure(self, spec: RowSpec, link: Link) -> Measurement:
-        attempts = []
-        for attempt in range(1, self.attempts + 1):
-            found = self._once(spec, link, attempt)
-            attempts.append(found)
-            last = attempt == self.attempts
-            if last or not found.disturbed or found.details["process_wall"] >= RETRY_IF_SHORTER:
-                break
-            self.progress(f"  disturbed by other load ({found.other_cpu:.1f} CPU s); measuring again")
-        # The run least disturbed by the rest of the machine is the one that describes the approach.
-        chosen = min(attempts, key=lambda m: m.other_cpu / m.details["process_wall"])
-        chosen.details["attempts"] = len(attempts)
-        return chosen
+        return least_disturbed(lambda attempt: self._once(spec, link, attempt), self.attempts, self.progress)
 
     def _once(self, spec: RowSpec, link: Link, attempt: int) -> Measurement:
         count = spec.count

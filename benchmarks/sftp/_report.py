@@ -8,17 +8,10 @@ from pathlib import Path
 import matplotlib
 
 from benchmarks._markdown import facts, table
+from benchmarks._measured import DISTURBED_MIN_SECONDS, DISTURBED_SHARE, Target, by_key
 
 from ._config import PROPOSAL_FILES
-from ._results import (
-    DISTURBED_MIN_SECONDS,
-    DISTURBED_SHARE,
-    Measurement,
-    Target,
-    best_provider,
-    by_key,
-    targets,
-)
+from ._results import Measurement, best_provider, targets
 
 #: the proposal's table: approach, time for 17,000 files, where it was measured, our row keys
 PROPOSAL = (

@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._config import PROPOSAL_FILES
+from benchmarks._measured import Target, is_disturbed
 
-#: a row is flagged (and, when short, measured again) if other processes on the machine used
-#: more than this share of one core while it ran, and more than DISTURBED_MIN_SECONDS (the
-#: kernel's own network processing shows as a little "other" time in every row)
-DISTURBED_SHARE = 0.25
-DISTURBED_MIN_SECONDS = 0.5
+from ._config import PROPOSAL_FILES
 
 
 @dataclass(frozen=True)
@@ -55,22 +51,7 @@ class Measurement:
     @property
     def disturbed(self) -> bool:
         window = self.details.get("process_wall", self.wall)
-        return self.other_cpu > max(DISTURBED_MIN_SECONDS, DISTURBED_SHARE * window)
-
-
-@dataclass(frozen=True)
-class Target:
-    label: str
-    value: float
-    wanted: float
-
-    @property
-    def met(self) -> bool:
-        return self.value >= self.wanted
-
-
-def by_key(rows: list[Measurement], link: str) -> dict[str, Measurement]:
-    return {row.key: row for row in rows if row.link == link}
+        return is_disturbed(self.other_cpu, window)
 
 
 def best_provider(rows: dict[str, Measurement]) -> Measurement:
