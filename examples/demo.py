@@ -100,26 +100,23 @@ def main() -> None:
     _report(expected, total_bytes, wall)
 
 
-def _task_report() -> tuple[str, dict[str, Any], float]:
+def _task_report(dag_id: str, task_id: str) -> tuple[str, dict[str, Any], float]:
+    """The last run of ``dag_id``: its state, the iterated task's summary, and its seconds."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=DAG_ID).order_by(DagRun.id.desc()).first()
+        run = session.query(DagRun).filter_by(dag_id=dag_id).order_by(DagRun.id.desc()).first()
         assert run is not None, "the demo DAG run is missing"
-        fetch = (
-            session.query(TaskInstance)
-            .filter_by(dag_id=DAG_ID, run_id=run.run_id, task_id="fetch_and_parse")
-            .one()
-        )
-        summary = fetch.xcom_pull(task_ids="fetch_and_parse", key="iterate_summary", session=session)
+        fetch = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run.run_id, task_id=task_id).one()
+        summary = fetch.xcom_pull(task_ids=task_id, key="iterate_summary", session=session)
         seconds = (fetch.end_date - fetch.start_date).total_seconds()
         return str(run.state), summary or {}, seconds
 
 
 def _report(expected: dict[str, int], total_bytes: int, wall: float) -> None:
-    state, summary, fetch_seconds = _task_report()
+    state, summary, fetch_seconds = _task_report(DAG_ID, "fetch_and_parse")
     with sqlite3.connect(WAREHOUSE) as db:
         per_file = dict(db.execute("SELECT file, COUNT(*) FROM records GROUP BY file").fetchall())
         rows = db.execute("SELECT COUNT(*) FROM records").fetchone()[0]

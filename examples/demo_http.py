@@ -27,7 +27,7 @@ from typing import Any
 from devtools.delay_proxy import DelayProxy
 from devtools.http_server import HTTPTestServer, record
 
-from .demo import _airflow
+from .demo import _airflow, _task_report
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo" / "http"
@@ -95,26 +95,8 @@ def main() -> None:
     _report(records, wall, seen, listing, len(detail_connections))
 
 
-def _task_report() -> tuple[str, dict[str, Any], float]:
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=DAG_ID).order_by(DagRun.id.desc()).first()
-        assert run is not None, "the demo DAG run is missing"
-        fetch = (
-            session.query(TaskInstance)
-            .filter_by(dag_id=DAG_ID, run_id=run.run_id, task_id="fetch_detail")
-            .one()
-        )
-        summary = fetch.xcom_pull(task_ids="fetch_detail", key="iterate_summary", session=session)
-        seconds = (fetch.end_date - fetch.start_date).total_seconds()
-        return str(run.state), summary or {}, seconds
-
-
 def _report(records: int, wall: float, seen: Any, listing: int, detail_connections: int) -> None:
-    state, summary, fetch_seconds = _task_report()
+    state, summary, fetch_seconds = _task_report(DAG_ID, "fetch_detail")
     with sqlite3.connect(WAREHOUSE) as db:
         rows = {
             row[0]: row for row in db.execute("SELECT id, name, amount, tags, text_length FROM api_records")
