@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from devtools.http_server import HTTPTestServer, record
 
-from airflow_iterate._core import is_permanent_error
+from airflow_iterate._core import DEFAULT_ASYNC_CONCURRENCY, is_permanent_error
 from airflow_iterate.http import (
     HTTPClient,
     HTTPClientClosedError,
@@ -132,6 +132,40 @@ def test_shared_gives_every_item_of_a_loop_the_same_client_and_closes_it_with_th
     run(mismatch())
     with pytest.raises(HTTPClientUsageError, match="async code"):
         HTTPClient.shared(conn_id)
+
+    other_id = make_connection(http_server)
+
+    async def two_connections_and_a_closed_client() -> None:
+        first, other = HTTPClient.shared(conn_id), HTTPClient.shared(other_id)
+        assert other is not first and other.conn_id == other_id
+        assert HTTPClient.shared(conn_id) is first and HTTPClient.shared(other_id) is other
+        await first.aclose()
+        again = HTTPClient.shared(conn_id)  # a closed client is never handed out
+        assert again is not first and not again.closed
+        assert (await again.get("records/1")).status == 200
+
+    run(two_connections_and_a_closed_client())
+
+
+def test_at_its_defaults_every_item_in_flight_gets_a_connection(
+    http_server: HTTPTestServer, make_connection: Callable[..., str]
+) -> None:
+    """The default bound is the default concurrency of async items (128): the pool never makes
+    items wait at the defaults, and still never opens more than that."""
+    conn_id = make_connection(http_server)
+
+    async def main() -> None:
+        async with HTTPClient(conn_id) as client:
+            assert client.max_connections_per_host == DEFAULT_ASYNC_CONCURRENCY == 128
+            statuses = await asyncio.gather(*(client.get("slow?ms=1000") for _ in range(200)))
+            assert all(r.status == 200 for r in statuses)
+        # a larger bound alone is enough: the bound in all follows it
+        async with HTTPClient(conn_id, max_connections_per_host=200) as client:
+            await client.get("records/1")
+
+    run(main())
+    stats = http_server.stats()
+    assert stats.connections_peak == 128 and stats.in_flight_peak == 128, stats
 
 
 def test_connections_per_host_are_bounded_and_kept_alive(

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -34,6 +34,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from .._core import current_item
+from .._core._options import DEFAULT_ASYNC_CONCURRENCY
 from .._core._validate import positive_int, seconds
 from ._error_map import Failure, classify, status_error, transport_error
 from ._errors import HTTPClientClosedError, HTTPClientUsageError, HTTPRequestError
@@ -48,6 +49,9 @@ __all__ = ["HTTPClient"]
 
 log = logging.getLogger("airflow_iterate.http")
 
+#: connections to one host by default: as many as async items run at a time by default, so that
+#: at the defaults no item waits for a connection
+DEFAULT_CONNECTIONS_PER_HOST: Final = DEFAULT_ASYNC_CONCURRENCY
 #: answers after which the whole client waits for the ``Retry-After`` (the limit is the client's)
 _PAUSING_STATUSES = frozenset({429, 503})
 #: at most one INFO line per this many seconds about the server asking to wait
@@ -101,6 +105,15 @@ _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, HTTPClie
 )
 
 
+def _nothing() -> None:
+    return None
+
+
+# The client shared() returned last: every item of a task asks for the same one, and finds it here
+# without a lookup that allocates (a WeakKeyDictionary makes a weak reference per lookup).
+_last_shared: Callable[[], HTTPClient | None] = _nothing
+
+
 class HTTPClient:
     """An HTTP client for one Airflow ``http`` connection, shared by many concurrent items.
 
@@ -125,8 +138,12 @@ class HTTPClient:
     :param conn_id: the Airflow connection (type ``http``), read once, in a worker thread, on the
         first request.
     :param connection: an already fetched Airflow ``Connection`` to use instead of ``conn_id``.
-    :param max_connections_per_host: connections to one host at most.
-    :param max_connections: connections in all (other hosts: redirects, absolute URLs).
+    :param max_connections_per_host: connections to one host at most. The default, 128, is the
+        default concurrency of async ``.iterate()`` items: every item in flight gets a connection of
+        its own instead of queueing for one (lower it for a server that wants fewer).
+    :param max_connections: connections in all, to every host (redirects, absolute URLs);
+        default: ``max_connections_per_host``, so that a task never holds more connections than it
+        runs requests at a time.
     :param retry: when and how requests are sent again (``RetryPolicy()`` by default;
         ``RetryPolicy(attempts=1)`` never retries).
     :param keepalive_timeout: seconds an idle connection is kept for reuse; below the 5 s many
@@ -140,8 +157,8 @@ class HTTPClient:
         conn_id: str | None = None,
         *,
         connection: Any = None,
-        max_connections_per_host: int = 32,
-        max_connections: int = 100,
+        max_connections_per_host: int = DEFAULT_CONNECTIONS_PER_HOST,
+        max_connections: int | None = None,
         retry: RetryPolicy | None = None,
         keepalive_timeout: float = 4.0,
         timeout: float | None = None,
@@ -157,7 +174,11 @@ class HTTPClient:
         per_host = positive_int(
             "max_connections_per_host", max_connections_per_host, error=HTTPClientUsageError
         )
-        total = positive_int("max_connections", max_connections, error=HTTPClientUsageError)
+        total = (
+            per_host
+            if max_connections is None
+            else positive_int("max_connections", max_connections, error=HTTPClientUsageError)
+        )
         if total < per_host:
             raise HTTPClientUsageError(
                 f"max_connections ({total}) must be at least max_connections_per_host ({per_host})"
@@ -179,6 +200,8 @@ class HTTPClient:
         self._holder = SessionHolder(self.conn_id, connection, limits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shared_options: dict[str, Any] = {}
+        #: the conn_id shared() keeps this client under (None: not a shared client)
+        self._shared_key: str | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._closed = False
         self._rng = random.Random()
@@ -204,11 +227,23 @@ class HTTPClient:
         ``options`` are the constructor's and apply when the client is created; asking again with
         different ones is an error.
         """
+        global _last_shared
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             raise HTTPClientUsageError("HTTPClient.shared() must be called from async code") from None
-        clients = _SHARED.setdefault(loop, {})
+        last = _last_shared()
+        if (
+            last is not None
+            and last._loop is loop
+            and last._shared_key == conn_id
+            and not last._closed
+            and (not options or options == last._shared_options)
+        ):
+            return last
+        clients = _SHARED.get(loop)
+        if clients is None:
+            clients = _SHARED[loop] = {}
         client = clients.get(conn_id)
         if client is not None and not client._closed:
             if options and options != client._shared_options:
@@ -217,11 +252,14 @@ class HTTPClient:
                     f"({_describe(client._shared_options)}), not ({_describe(options)}); pass the same "
                     "options everywhere"
                 )
+            _last_shared = weakref.ref(client)
             return client
         client = cls(conn_id, **options)
         client._shared_options = dict(options)
+        client._shared_key = conn_id
         client._loop = loop
         clients[conn_id] = client
+        _last_shared = weakref.ref(client)
         client._keeper = loop.create_task(
             _close_when_loop_ends(client), name=f"HTTPClient({conn_id!r}) keeper"
         )

@@ -117,8 +117,8 @@ class SessionHolder:
             connector=connector,
             trust_env=settings.trust_env,
             raise_for_status=False,
-            # Waiting for a free connection is not a timeout: with 128 items over 32 connections
-            # most requests wait for one. Opening one and each read of the answer are.
+            # Waiting for a free connection is not a timeout: with more items in flight than
+            # connections most requests wait for one. Opening one and each read of the answer are.
             timeout=aiohttp.ClientTimeout(
                 total=None,
                 connect=None,
