@@ -21,6 +21,7 @@ import psutil
 from tests.e2e._deployment import is_loopback
 
 from benchmarks._output import add_out_argument, output_directory
+from benchmarks._profiling import add_profile_arguments, check_profile_arguments
 from benchmarks.overhead._env import AirflowHome
 from benchmarks.overhead._machine import describe
 
@@ -82,19 +83,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     add_out_argument(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOMEs with every log")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="with --only: py-spy flame graph per plain row (implies --keep-home)",
-    )
+    add_profile_arguments(parser, rows="plain row or dag.test() row")
     parser.add_argument(
         "--rerender", action="store_true", help="measure nothing: remake http.md and http.png from http.json"
     )
     args = parser.parse_args(argv)
     args.out = output_directory(args)
-    if args.profile and not args.only:
-        parser.error("--profile distorts the timings: use it with --only, which writes no report")
-    args.keep_home = args.keep_home or args.profile
+    check_profile_arguments(parser, args)
     return args
 
 
@@ -126,7 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         deployment["listening"] = _listening([os.getpid(), servers.server_pid(), postgres.pid])
         _progress(f"HTTP server, proxy and PostgreSQL listening on loopback only: {deployment['listening']}")
         runner = RowRunner(
-            servers, postgres, home.log_dir, sizes.attempts, _progress, job=CALLS, profile=args.profile
+            servers,
+            postgres,
+            home.log_dir,
+            sizes.attempts,
+            _progress,
+            job=CALLS,
+            profile=args.profile_format if args.profile else None,
         )
         for link in servers.links():
             for spec in row_specs(sizes):

@@ -19,6 +19,8 @@ HOOK_CONCURRENCY = 128
 #: the raw clients' calls (and connections) in flight, tuned on this machine: aiohttp gains up to
 #: about 128; httpx's pool checks every connection for every request, so it is best with few
 RAW_CONCURRENCY = {"httpx": 16, "aiohttp": 128}
+#: row 5's variant: fewer connections per host than items in flight, for a server that wants fewer
+FEWER_CONNECTIONS = 32
 
 
 @dataclass(frozen=True)

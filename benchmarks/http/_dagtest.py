@@ -1,16 +1,16 @@
 """Subprocess entry point for row 5: ``.iterate()`` + ``airflow_iterate.http`` in a real task instance.
 
-``python -m benchmarks.http._dagtest --conn-id ID --count N [--per-host C] --dag-id ID
---dags-folder DIR --json-out FILE``
+``python -m benchmarks.http._dagtest --conn-id ID --count N [--per-host C | --raw-in-task C]
+--dag-id ID --dags-folder DIR --json-out FILE``
 
 The DAG is what a user writes without tuning: a task returns the record ids, then one
 ``async def`` item per id gets ``HTTPClient.shared(conn_id)``, GETs the record's detail and parses
-it (``--per-host`` sets the client's ``max_connections_per_host``, and ``max_connections`` as
-needed: the variant). dag.test() runs
+it (``--per-host`` sets the client's ``max_connections_per_host``: the variant). dag.test() runs
 the task instances in this process against the metadata DB the environment names (the
 benchmark's PostgreSQL), so this process's CPU time from the end of the listing task to the end
 of the DAG run is what the calling task instance cost, its start, checkpoints and XCom push
-included.
+included. ``--raw-in-task`` runs row 6's raw aiohttp code in one ``@task async def`` instead, in
+the same DAG: what a task instance costs around the same calls, without ``.iterate()``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from airflow_iterate import IterateOperator  # importing the package gives @task
 from airflow_iterate.http import HTTPClient
 from benchmarks.sftp._accounting import self_cpu
 
+from . import _clients
+
 TASK_ID = "fetch"
 _executed: list[dict[str, Any]] = []
 _listed_at_cpu: list[float] = []
@@ -48,11 +50,23 @@ def record_ids(count: int) -> list[int]:
 
 @task
 async def fetch(record_id: int, conn_id: str, per_host: int | None) -> int:
-    limits = {"max_connections_per_host": per_host, "max_connections": max(per_host, 100)} if per_host else {}
-    client = HTTPClient.shared(conn_id, **limits)
+    client = (
+        HTTPClient.shared(conn_id, max_connections_per_host=per_host)
+        if per_host
+        else HTTPClient.shared(conn_id)
+    )
     response = await client.get(f"records/{record_id}")
     response.json()
     return len(response.content)
+
+
+@task
+async def fetch_all(record_ids: list[int], base_url: str, concurrency: int) -> dict[str, Any]:
+    """The raw aiohttp row's code, in one task instance: what the task instance itself costs."""
+    start = time.perf_counter()
+    total = await _clients.raw_aiohttp(base_url, len(record_ids), concurrency)
+    _executed.append({"seconds": time.perf_counter() - start, "bytes": total, "items": len(record_ids)})
+    return {"bytes": total}
 
 
 def _record_execute() -> None:
@@ -71,10 +85,15 @@ def _record_execute() -> None:
     IterateOperator.execute = recorded  # type: ignore[method-assign]
 
 
-def build(dag_id: str, count: int, conn_id: str, per_host: int | None) -> DAG:
+def build(dag_id: str, count: int, conn_id: str, per_host: int | None, raw_in_task: int | None) -> DAG:
     with DAG(dag_id, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False) as dag:
-        items = fetch.override(task_id=TASK_ID).partial(conn_id=conn_id, per_host=per_host)
-        items.iterate(record_id=record_ids(count))
+        if raw_in_task:
+            link = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+            base_url = f"{link['schema']}://{link['host']}:{link['port']}"
+            fetch_all.override(task_id=TASK_ID)(record_ids(count), base_url, raw_in_task)
+        else:
+            items = fetch.override(task_id=TASK_ID).partial(conn_id=conn_id, per_host=per_host)
+            items.iterate(record_id=record_ids(count))
     return dag
 
 
@@ -104,13 +123,20 @@ def main() -> None:
     parser.add_argument("--conn-id", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--per-host", type=int, default=None, help="None: the client's default")
+    parser.add_argument(
+        "--raw-in-task",
+        type=int,
+        default=None,
+        metavar="CONCURRENCY",
+        help="run the raw aiohttp row's code in one task instance instead of .iterate()",
+    )
     parser.add_argument("--dag-id", required=True)
     parser.add_argument("--dags-folder", type=Path, required=True)
     parser.add_argument("--json-out", type=Path, required=True)
     args = parser.parse_args()
 
     _record_execute()
-    measured = build(args.dag_id, args.count, args.conn_id, args.per_host)
+    measured = build(args.dag_id, args.count, args.conn_id, args.per_host, args.raw_in_task)
     register(measured, args.dags_folder)
     # No warm-up run: the listing task is the process's first task instance, so it is the one that
     # starts dag.test()'s in-process execution API.

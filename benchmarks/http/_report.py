@@ -12,6 +12,7 @@ from benchmarks._markdown import facts, table
 from benchmarks._measured import DISTURBED_MIN_SECONDS, DISTURBED_SHARE, by_key
 from benchmarks.sftp._report import duration
 
+from ._config import FEWER_CONNECTIONS
 from ._postgres import KEY_TABLES, DbLoad
 from ._results import DB_ROWS, Measurement, best_raw, targets
 
@@ -247,8 +248,9 @@ _CHART_LABELS = {
     "hook_async_per_call": "HttpAsyncHook.run(), session per call",
     "hook_async_session": "HttpAsyncHook.session(), shared",
     "iterate": ".iterate() + airflow_iterate.http (dag.test())",
-    "iterate_per_host": ".iterate(), 128 connections per host",
+    "iterate_fewer_connections": f".iterate(), {FEWER_CONNECTIONS} connections per host",
     "iterate_deployment": ".iterate(), in the deployment",
+    "task_raw_aiohttp": "raw aiohttp in one task instance",
     "raw_httpx": "raw httpx",
     "raw_aiohttp": "raw aiohttp",
 }

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._measured import least_disturbed
+from benchmarks._profiling import under_py_spy
 from benchmarks.sftp._accounting import cpu_between, cpu_snapshot, machine_busy, run_accounted, self_cpu
 
-from ._config import HOOK_CONCURRENCY, RAW_CONCURRENCY, Sizes
+from ._config import FEWER_CONNECTIONS, HOOK_CONCURRENCY, RAW_CONCURRENCY, Sizes
 from ._postgres import DbLoad, PostgresServer
 from ._results import Measurement
 from ._servers import Link, Servers, expected_bytes
@@ -70,13 +71,13 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
             sizes.calls,
         ),
         RowSpec(
-            "iterate_per_host",
+            "iterate_fewer_connections",
             "5",
             f"`.iterate()` as above with `HTTPClient.shared(conn_id, max_connections_per_host="
-            f"{RAW_CONCURRENCY['aiohttp']})`",
+            f"{FEWER_CONNECTIONS})`: {HOOK_CONCURRENCY} items share {FEWER_CONNECTIONS} connections",
             "_dagtest",
             sizes.calls,
-            (f"--per-host={RAW_CONCURRENCY['aiohttp']}",),
+            (f"--per-host={FEWER_CONNECTIONS}",),
         ),
         RowSpec(
             "raw_httpx",
@@ -86,6 +87,15 @@ def row_specs(sizes: Sizes) -> list[RowSpec]:
             sizes.raw_httpx,
             ("raw_httpx", f"--concurrency={RAW_CONCURRENCY['httpx']}"),
             {"client": "httpx"},
+        ),
+        RowSpec(
+            "task_raw_aiohttp",
+            "6",
+            f"raw aiohttp as below ({RAW_CONCURRENCY['aiohttp']} in flight), inside one `@task async def` "
+            "(`dag.test()`): the task instance's own cost, without `.iterate()`",
+            "_dagtest",
+            sizes.calls,
+            (f"--raw-in-task={RAW_CONCURRENCY['aiohttp']}",),
         ),
         RowSpec(
             "raw_aiohttp",
@@ -110,7 +120,7 @@ class RowRunner:
         progress: Callable[[str], None],
         *,
         job: int,
-        profile: bool = False,
+        profile: str | None = None,
     ) -> None:
         #: the job size every row stands for
         self.job = job
@@ -146,17 +156,9 @@ class RowRunner:
             ]
         else:
             command.append(f"--base-url={link.base_url}")
-        if self.profile:
-            flame = self.log_dir / f"{name}.svg"
-            command = [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "-o",
-                str(flame),
-                "--",
-                *command,
-            ]
-            self.progress(f"  profiling into {flame}")
+        if self.profile is not None:
+            command, profile = under_py_spy(command, self.profile, self.log_dir / name)
+            self.progress(f"  profiling into {profile}")
         uses_db = spec.module == "_dagtest"
         db_before = self.postgres.stats() if uses_db else None
         server_before = cpu_snapshot([self.servers.server_pid()])

@@ -13,13 +13,14 @@ import time
 from importlib.metadata import version
 
 from benchmarks._output import add_out_argument, output_directory
+from benchmarks._profiling import add_profile_arguments, check_profile_arguments
 from benchmarks.overhead._env import AirflowHome
 from benchmarks.overhead._machine import describe
 
 from ._config import DEFAULT_RTT_MS, FULL, QUICK
 from ._data import DIRECTORIES, SEED, generate
 from ._results import Measurement
-from ._rows import PROFILE_FORMATS, RowRunner, row_specs
+from ._rows import RowRunner, row_specs
 from ._servers import Servers, sshd_version
 
 _STARTED = time.perf_counter()
@@ -52,25 +53,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     add_out_argument(parser)
     parser.add_argument("--keep-home", action="store_true", help="keep the AIRFLOW_HOME with every row's log")
-    parser.add_argument(
-        "--profile", action="store_true", help="with --only: py-spy flame graph per row (implies --keep-home)"
-    )
-    parser.add_argument(
-        "--profile-format",
-        choices=PROFILE_FORMATS,
-        default="flamegraph",
-        help="with --profile: py-spy's output, e.g. raw (collapsed stacks, one a line, to grep or sum)",
-    )
+    add_profile_arguments(parser)
     parser.add_argument(
         "--rerender", action="store_true", help="measure nothing: remake sftp.md and sftp.png from sftp.json"
     )
     args = parser.parse_args(argv)
     args.out = output_directory(args)
-    if args.profile and not args.only:
-        parser.error("--profile distorts the timings: use it with --only, which writes no report")
-    if args.profile_format != "flamegraph" and not args.profile:
-        parser.error("--profile-format goes with --profile")
-    args.keep_home = args.keep_home or args.profile
+    check_profile_arguments(parser, args)
     return args
 
 

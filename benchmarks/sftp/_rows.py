@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._measured import least_disturbed
+from benchmarks._profiling import under_py_spy
 
 from ._accounting import ProcessUsage, cpu_between, cpu_snapshot, machine_busy, run_accounted, self_cpu
 from ._config import (
@@ -25,8 +26,6 @@ from ._data import DataSet
 from ._results import Measurement
 from ._servers import Link, Servers
 
-#: py-spy's output formats, and the extension each is written with
-PROFILE_FORMATS = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 #: per-row limit: the slowest approach reads about 7 files/s
 TIMEOUT_BASE = 300.0
 TIMEOUT_PER_FILE = 1.0
@@ -130,7 +129,7 @@ class RowRunner:
     ) -> None:
         self.servers = servers
         self.attempts = attempts
-        #: run each row under py-spy, writing its output in this format (one of PROFILE_FORMATS)
+        #: run each row under py-spy, writing its output in this format (one of _profiling.PROFILE_FORMATS)
         #: next to its log; timings suffer
         self.profile = profile
         self.data = data
@@ -159,17 +158,7 @@ class RowRunner:
         if spec.module == "_dagtest":
             command.append(f"--dags-folder={os.environ['AIRFLOW__CORE__DAGS_FOLDER']}")
         if self.profile is not None:
-            profile = self.log_dir / f"{name}.{PROFILE_FORMATS[self.profile]}"
-            command = [
-                str(Path(sys.executable).with_name("py-spy")),
-                "record",
-                "--format",
-                self.profile,
-                "-o",
-                str(profile),
-                "--",
-                *command,
-            ]
+            command, profile = under_py_spy(command, self.profile, self.log_dir / name)
             self.progress(f"  profiling into {profile}")
         sshd_before = cpu_snapshot([self.servers.listener_pid()])
         busy_before, own_before = machine_busy(), self_cpu()
