@@ -25,8 +25,7 @@ import asyncio
 import logging
 import random
 import time
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -36,6 +35,7 @@ import aiohttp
 from .._core import current_item
 from .._core._options import DEFAULT_ASYNC_CONCURRENCY
 from .._core._validate import positive_int, seconds
+from .._per_loop import PerLoop
 from ._error_map import Failure, classify, status_error, transport_error
 from ._errors import HTTPClientClosedError, HTTPClientUsageError, HTTPRequestError
 from ._redact import redact_url
@@ -97,21 +97,6 @@ class _StreamContext:
             # A body read to its end gives the connection back for reuse; one left unread closes it.
             response.release()
             self._client._in_flight -= 1
-
-
-# Clients created by HTTPClient.shared(), per event loop; an entry goes away with its loop.
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, HTTPClient]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _nothing() -> None:
-    return None
-
-
-# The client shared() returned last: every item of a task asks for the same one, and finds it here
-# without a lookup that allocates (a WeakKeyDictionary makes a weak reference per lookup).
-_last_shared: Callable[[], HTTPClient | None] = _nothing
 
 
 class HTTPClient:
@@ -199,10 +184,6 @@ class HTTPClient:
         self.max_connections_per_host = per_host
         self._holder = SessionHolder(self.conn_id, connection, limits)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._shared_options: dict[str, Any] = {}
-        #: the conn_id shared() keeps this client under (None: not a shared client)
-        self._shared_key: str | None = None
-        self._keeper: asyncio.Task[None] | None = None
         self._closed = False
         self._rng = random.Random()
         # the pause every request waits for (loop time), after a 429 or 503 with Retry-After
@@ -227,43 +208,13 @@ class HTTPClient:
         ``options`` are the constructor's and apply when the client is created; asking again with
         different ones is an error.
         """
-        global _last_shared
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise HTTPClientUsageError("HTTPClient.shared() must be called from async code") from None
-        last = _last_shared()
-        if (
-            last is not None
-            and last._loop is loop
-            and last._shared_key == conn_id
-            and not last._closed
-            and (not options or options == last._shared_options)
-        ):
-            return last
-        clients = _SHARED.get(loop)
-        if clients is None:
-            clients = _SHARED[loop] = {}
-        client = clients.get(conn_id)
-        if client is not None and not client._closed:
-            if options and options != client._shared_options:
-                raise HTTPClientUsageError(
-                    f"the shared HTTPClient for {conn_id!r} on this event loop was created with options "
-                    f"({_describe(client._shared_options)}), not ({_describe(options)}); pass the same "
-                    "options everywhere"
-                )
-            _last_shared = weakref.ref(client)
+
+        def create() -> HTTPClient:
+            client = cls(conn_id, **options)
+            client._loop = asyncio.get_running_loop()
             return client
-        client = cls(conn_id, **options)
-        client._shared_options = dict(options)
-        client._shared_key = conn_id
-        client._loop = loop
-        clients[conn_id] = client
-        _last_shared = weakref.ref(client)
-        client._keeper = loop.create_task(
-            _close_when_loop_ends(client), name=f"HTTPClient({conn_id!r}) keeper"
-        )
-        return client
+
+        return _SHARED.get(conn_id, options, create)
 
     async def request(
         self,
@@ -403,8 +354,7 @@ class HTTPClient:
                     self.conn_id,
                     self._in_flight,
                 )
-            if self._keeper is not None and self._keeper is not asyncio.current_task():
-                self._keeper.cancel()
+            _SHARED.closing(self)
         await self._holder.aclose()
 
     async def __aenter__(self) -> HTTPClient:
@@ -753,9 +703,5 @@ def _describe(options: dict[str, Any]) -> str:
     return ", ".join(shown) or "none"
 
 
-async def _close_when_loop_ends(client: HTTPClient) -> None:
-    try:
-        await asyncio.Event().wait()
-    finally:
-        # asyncio.run() cancels leftover tasks before closing the loop: close the client then.
-        await client.aclose()
+# The clients shared() made, per event loop and connection id.
+_SHARED: PerLoop[HTTPClient] = PerLoop("HTTPClient", HTTPClientUsageError, _describe)

@@ -22,16 +22,14 @@ Structure (after asyncpg's pool: holders, an acquire context, FIFO waiters, per-
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final
 
 import asyncssh
 
 from .._core._validate import optional_seconds, positive_int, seconds
+from .._per_loop import PerLoop
 from ._connect import Connector
 from ._errors import SFTPPoolClosedError, SFTPPoolUsageError
 from ._holders import SessionHolder
@@ -75,21 +73,6 @@ class _ClientContext:
         session, self._session = self._session, None
         if session is not None:
             self._pool._release(session, exc)
-
-
-# Pools created by SFTPPool.shared(), per event loop; an entry goes away with its loop.
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SFTPPool]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _nothing() -> None:
-    return None
-
-
-# The pool shared() returned last: every item of a task asks for the same one, and finds it here
-# without a lookup that allocates (a WeakKeyDictionary makes a weak reference per lookup).
-_last_shared: Callable[[], SFTPPool | None] = _nothing
 
 
 class SFTPPool(Lender):
@@ -173,10 +156,6 @@ class SFTPPool(Lender):
             "health_check_timeout", health_check_timeout, error=SFTPPoolUsageError
         )
         super().__init__(Connector(self.conn_id, connection, no_host_key_check=no_host_key_check))
-        self._shared_options: dict[str, Any] = {}
-        #: the conn_id shared() was asked for, for the pools it creates
-        self._shared_key: str | None = None
-        self._keeper: asyncio.Task[None] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -190,40 +169,7 @@ class SFTPPool(Lender):
         closing runs then), or earlier with :meth:`aclose`. ``options`` are the constructor's and
         apply when the pool is created; asking again with different ones is an error.
         """
-        global _last_shared
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise SFTPPoolUsageError("SFTPPool.shared() must be called from async code") from None
-        last = _last_shared()
-        if (
-            last is not None
-            and last._loop is loop
-            and last._shared_key == conn_id
-            and not last._closed
-            and (not options or options == last._shared_options)
-        ):
-            return last
-        pools = _SHARED.get(loop)
-        if pools is None:
-            pools = _SHARED[loop] = {}
-        pool = pools.get(conn_id)
-        if pool is not None and not pool._closed:
-            if options and options != pool._shared_options:
-                raise SFTPPoolUsageError(
-                    f"the shared SFTPPool for {conn_id!r} on this event loop was created with options "
-                    f"({_describe(pool._shared_options)}), not ({_describe(options)}); pass the same "
-                    "options everywhere"
-                )
-            _last_shared = weakref.ref(pool)
-            return pool
-        pool = cls(conn_id, **options)
-        pool._shared_options = dict(options)
-        pool._shared_key = conn_id
-        pools[conn_id] = pool
-        _last_shared = weakref.ref(pool)
-        pool._keeper = loop.create_task(_close_when_loop_ends(pool), name=f"SFTPPool({conn_id!r}) keeper")
-        return pool
+        return _SHARED.get(conn_id, options, lambda: cls(conn_id, **options))
 
     def client(self, *, timeout: float | None = _DEFAULT) -> _ClientContext:
         """Borrow a client for an ``async with`` block: ``async with pool.client() as sftp: ...``.
@@ -252,8 +198,7 @@ class SFTPPool(Lender):
                     self._in_use,
                 )
             self._shut()
-            if self._keeper is not None and self._keeper is not asyncio.current_task():
-                self._keeper.cancel()
+            _SHARED.closing(self)
         await self._settle()
 
     async def __aenter__(self) -> SFTPPool:
@@ -287,9 +232,5 @@ def _describe(options: dict[str, Any]) -> str:
     return ", ".join(shown) or "none"
 
 
-async def _close_when_loop_ends(pool: SFTPPool) -> None:
-    try:
-        await asyncio.Event().wait()
-    finally:
-        # asyncio.run() cancels leftover tasks before closing the loop: close the pool then.
-        await pool.aclose()
+# The pools shared() made, per event loop and connection id.
+_SHARED: PerLoop[SFTPPool] = PerLoop("SFTPPool", SFTPPoolUsageError, _describe)
