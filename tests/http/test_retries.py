@@ -9,6 +9,7 @@ delay proxy, while the server holds the request).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -46,7 +47,8 @@ def test_429_waits_for_retry_after_in_seconds(
     assert run(main()) == 3
     first, second, third = _arrivals(http_server, "/flaky/seconds")
     assert second - first >= 1 - EARLY and third - second >= 1 - EARLY
-    assert third - first < 4  # waited what was asked, not much more
+    # waited what was asked, the held requests spread over at most as long again; not more
+    assert third - first < 4.5
 
 
 def test_429_waits_for_retry_after_as_an_http_date(
@@ -87,8 +89,11 @@ def test_a_retry_after_holds_every_request_of_the_client(
 
 
 def test_a_rate_limited_burst_completes_at_the_servers_rate(
-    make_server: Callable[..., HTTPTestServer], make_connection: Callable[..., str]
+    make_server: Callable[..., HTTPTestServer],
+    make_connection: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_iterate.http")
     server = make_server(rate_limit=10, burst=5)
     conn_id = make_connection(server)
 
@@ -105,6 +110,10 @@ def test_a_rate_limited_burst_completes_at_the_servers_rate(
     statuses = server.stats().statuses
     assert statuses[200] == 30 and statuses[429] > 0
     assert elapsed >= 2.0  # 30 requests at 10/s after a burst of 5
+    # paused again and again: told once how to stay below the limit
+    advice = [r for r in caplog.records if "rate_limit=" in r.getMessage()]
+    assert len(advice) == 1 and advice[0].levelno == logging.WARNING, caplog.text
+    assert "asked this client to wait (429) 3 times" in advice[0].getMessage()
 
 
 def test_a_retry_after_beyond_the_bound_is_raised_not_waited(

@@ -54,6 +54,10 @@ log = logging.getLogger("airflow_iterate.http")
 DEFAULT_CONNECTIONS_PER_HOST: Final = DEFAULT_ASYNC_CONCURRENCY
 #: answers after which the whole client waits for the ``Retry-After`` (the limit is the client's)
 _PAUSING_STATUSES = frozenset({429, 503})
+#: seconds over which the requests held by a pause go out once it ends (less for a shorter pause)
+_RESUME_SPREAD = 1.0
+#: 429 pauses after which the client advises starting items slower (once)
+_RATE_LIMIT_ADVICE_AFTER = 3
 #: at most one INFO line per this many seconds about the server asking to wait
 _PAUSE_LOG_INTERVAL = 30.0
 #: answers whose Location is followed (when the connection's allow_redirects says so)
@@ -190,6 +194,8 @@ class HTTPClient:
         self._resume_at = 0.0
         self._pause_logged_at = -_PAUSE_LOG_INTERVAL
         self._pauses_unlogged = 0
+        #: pauses for 429 so far (the advice to slow down is logged once, at the third)
+        self._rate_limited = 0
         # totals (the event loop is the only writer)
         self._requests = self._attempts = self._retried = self._throttled = self._failed = 0
         self._in_flight = 0
@@ -638,6 +644,18 @@ class HTTPClient:
             return
         self._resume_at = resume_at
         self._pauses_unlogged += 1
+        if status == 429:
+            self._rate_limited += 1
+            if self._rate_limited == _RATE_LIMIT_ADVICE_AFTER:
+                # Paused again and again: the client sends faster than the API allows, and every
+                # pause holds all its requests (often a whole second). Once per client.
+                log.warning(
+                    "%s has asked this client to wait (429) %d times, each pause holding every request: "
+                    "to stay below the API's rate limit, start the items slower "
+                    "(.iterate(..., rate_limit='N/s')) or run fewer at a time",
+                    opened.settings.describe(),
+                    self._rate_limited,
+                )
         if now - self._pause_logged_at >= _PAUSE_LOG_INTERVAL:
             also = (
                 f" ({self._pauses_unlogged - 1} more since the last such line)"
@@ -661,8 +679,10 @@ class HTTPClient:
             remaining = self._resume_at - loop.time()
             if remaining <= 0:
                 return
-            # A little jitter, so that the held requests do not all arrive in the same millisecond.
-            pause = remaining + self._rng.random() * min(0.25, remaining / 10)
+            # The held requests go out spread over as long again as the pause (at most
+            # _RESUME_SPREAD): all at once they would be a burst the rate limit that asked for the
+            # pause refuses again, and the client would pause again and again.
+            pause = remaining + self._rng.random() * min(_RESUME_SPREAD, remaining)
             started = time.monotonic()
             await asyncio.sleep(pause)
             self._paused += time.monotonic() - started
