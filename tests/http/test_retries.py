@@ -88,6 +88,31 @@ def test_a_retry_after_holds_every_request_of_the_client(
     assert held >= refused + 1 - EARLY
 
 
+def test_requests_held_by_a_pause_go_out_spread_over_as_long_again(
+    http_server: HTTPTestServer, make_connection: Callable[..., str]
+) -> None:
+    """Sent at once when the pause ends, the held requests would be the burst the rate limit that
+    asked for the pause refuses again; spread over as long again as the pause, they fit it."""
+    conn_id = make_connection(http_server)
+
+    async def main() -> None:
+        async with HTTPClient(conn_id) as client:
+            throttled = asyncio.ensure_future(client.get("flaky/spread?fail=1&status=429&retry_after=1"))
+            while not http_server.requests("/flaky/spread"):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the 429 is back: the client holds every request
+            held = await asyncio.gather(*(client.get(f"records/{n}") for n in range(1, 41)))
+            assert all(r.status == 200 for r in held) and (await throttled).status == 200
+
+    run(main())
+    (refused, *_) = _arrivals(http_server, "/flaky/spread")
+    arrivals = sorted(r.time for r in http_server.requests("/records/"))
+    assert len(arrivals) == 40
+    assert arrivals[0] >= refused + 1 - EARLY  # none before the pause ended
+    assert arrivals[-1] - arrivals[0] >= 0.5, arrivals  # not one burst: 40 spread over ~1 s
+    assert arrivals[-1] <= refused + 2 + 0.5  # and over no more than as long again
+
+
 def test_a_rate_limited_burst_completes_at_the_servers_rate(
     make_server: Callable[..., HTTPTestServer],
     make_connection: Callable[..., str],

@@ -32,8 +32,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from .._core import current_item
-from .._core._options import DEFAULT_ASYNC_CONCURRENCY
+from .._core import DEFAULT_ASYNC_CONCURRENCY, current_item
 from .._core._validate import positive_int, seconds
 from .._per_loop import PerLoop
 from ._error_map import Failure, classify, status_error, transport_error
