@@ -106,6 +106,16 @@ def test_defaults_verify_tls_and_bound_time(monkeypatch: pytest.MonkeyPatch) -> 
     assert (settings.allow_redirects, settings.check_response, settings.trust_env) == (True, True, False)
 
 
+def test_a_password_written_into_the_host_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``describe()`` names the connection in log lines (the client's pauses, its advice on rate
+    limits) and errors: a password in the host must not reach them."""
+    settings = read_settings(define(monkeypatch, host="https://ops:hunter2@api.example.com"))
+    assert "hunter2" not in settings.describe() and "api.example.com" in settings.describe()
+    with pytest.raises(HTTPConfigError) as refused:
+        read_settings(define(monkeypatch, host="ftp://ops:hunter2@files.example.com"))
+    assert "hunter2" not in str(refused.value) and "files.example.com" in str(refused.value)
+
+
 def test_a_bearer_token_extra_and_secrets_to_mask(monkeypatch: pytest.MonkeyPatch) -> None:
     conn_id = define(
         monkeypatch, host="api.example.com", extra={"bearer_token": "tok-9876", "X-Api-Key": "k-5555"}

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import HTTPConfigError
-from ._redact import is_secret_name
+from ._redact import is_secret_name, redact_url
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -112,7 +112,8 @@ class ConnectionSettings:
     check_response: bool = True
 
     def describe(self) -> str:
-        return f"HTTP connection {self.conn_id!r} ({self.base_url})"
+        # log lines and errors carry it: never a password written into the host
+        return f"HTTP connection {self.conn_id!r} ({redact_url(self.base_url)})"
 
     def request_headers(self) -> dict[str, str]:
         """The headers every request to the connection's origin carries (credentials included)."""
@@ -217,7 +218,9 @@ def settings_from_connection(connection: Any) -> ConnectionSettings:
     base_url = base_url.rstrip("/")
     origin = origin_of(base_url)
     if origin is None or origin[0] not in ("http", "https") or not origin[1]:
-        raise fail(f"the base URL {base_url!r} (from host, schema and port) is not an http(s) URL")
+        raise fail(
+            f"the base URL {redact_url(base_url)!r} (from host, schema and port) is not an http(s) URL"
+        )
 
     extra: dict[str, Any] = dict(connection.extra_dejson or {})
     for unsupported in ("proxy", "proxies"):
